@@ -1,0 +1,146 @@
+"""`train_and_evaluate(config, workdir)`: the one training loop every lecture runs through.
+
+config -> validated -> data, model, optax chain -> TrainState replicated over the mesh ->
+jitted, donated train step on data-sharded batches -> metrics (JSONL, TensorBoard, tqdm)
+-> orbax checkpoints. Rerunning with the same workdir resumes from the latest checkpoint;
+because the batch order and the step RNG are functions of (seed, step), a resumed run
+replays exactly the steps an uninterrupted run would have taken.
+"""
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from tqdm.auto import tqdm
+
+from leeml import checkpoint, config as config_lib, data, losses, models, optim, parallel, steps
+from leeml.metric_writers import MetricWriter
+from leeml.train_state import TrainState
+
+
+class NonFiniteError(FloatingPointError):
+  """The loss or the gradients became NaN/inf; the message names the step."""
+
+
+def _check_finite(state: TrainState, manager) -> None:
+  bad = int(parallel.to_host(state.nonfinite_step))
+  if bad >= 0:  # steps count updates from 1, as in metrics.jsonl and checkpoint names
+    raise NonFiniteError(
+        f"loss or gradients became NaN/inf at step {bad + 1}; stopping. Last good "
+        f"checkpoint: step {manager.latest_step()} in {manager.directory}")
+
+
+def evaluate(eval_step, state, split, config, mesh) -> dict:
+  """Exact averages over a split (padded batches, weighted sums)."""
+  totals: dict = {}
+  for local in data.eval_batches(split, config.eval_batch_size, jax.process_index(),
+                                 jax.process_count()):
+    sums = parallel.to_host(eval_step(state, parallel.global_batch(local, mesh)))
+    for k, v in sums.items():
+      totals[k] = totals.get(k, 0.0) + float(v)
+  out = {"eval_loss": totals["loss"] / totals["count"]}
+  if "correct" in totals:
+    out["eval_accuracy"] = totals["correct"] / totals["count"]
+  return out
+
+
+def _write_config(config, workdir: str) -> None:
+  if jax.process_index() != 0:
+    return
+  path = os.path.join(workdir, "config.json")
+  new = json.loads(config.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      old = json.load(f)
+    if old != new:
+      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      logging.warning("resuming %s with a changed config (sections: %s)", workdir, changed)
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(new, f, indent=2)
+
+
+def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
+  """Trains `config` in `workdir` (resuming if it holds checkpoints); returns the state."""
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  _write_config(config, workdir)
+  mesh = parallel.make_mesh() if mesh is None else mesh
+  replicated = parallel.replicated(mesh)
+
+  dataset = data.get_dataset(config.dataset)
+  classification = dataset.num_classes > 0
+  model = models.get_model(config.model, num_outputs=dataset.num_classes or
+                           int(np.prod(dataset.train.targets.shape[1:])))
+  tx = optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps)
+  loss_fn = losses.get_loss(config.loss.name)
+
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  sample = jnp.zeros((1, *dataset.input_shape), dataset.train.inputs.dtype)
+  init = jax.jit(lambda r: TrainState.create(model.init(r, sample, train=False), tx),
+                 out_shardings=replicated)
+  state = init(init_rng)
+  train_rng = jax.device_put(train_rng, replicated)
+
+  train_step = jax.jit(
+      steps.make_train_step(model, tx, loss_fn, label_smoothing=config.loss.label_smoothing,
+                            classification=classification),
+      donate_argnums=0)
+  eval_step = jax.jit(steps.make_eval_step(model, loss_fn, classification=classification))
+
+  manager = checkpoint.make_manager(workdir, keep=config.keep_checkpoints)
+  if manager.latest_step() is not None:
+    state = checkpoint.restore(manager, state)
+    logging.info("resumed from step %d in %s", manager.latest_step(), workdir)
+  start = int(parallel.to_host(state.step))
+
+  writer = MetricWriter(workdir)
+  n_train = len(dataset.train)
+  pending: list[tuple[int, dict]] = []
+  bar = tqdm(total=config.num_train_steps, initial=start, desc="train", unit="step",
+             disable=not config.progress_bar or jax.process_index() != 0, dynamic_ncols=True)
+  t0, s0 = time.perf_counter(), start
+
+  def flush(step):
+    nonlocal t0, s0
+    for s, m in parallel.to_host(pending):
+      writer.write(s, m)
+    if pending:
+      now = time.perf_counter()
+      last = pending[-1][1]
+      rate = (step - s0) / max(now - t0, 1e-9)
+      bar.set_postfix(loss=f"{float(last['train_loss']):.4g}", steps_per_s=f"{rate:.1f}")
+      t0, s0 = now, step
+    pending.clear()
+    writer.flush()
+
+  try:
+    for step in range(start, config.num_train_steps):
+      idx = data.process_slice(
+          data.train_indices(step, config.batch_size, n_train, config.seed),
+          jax.process_index(), jax.process_count())
+      batch = parallel.global_batch(dataset.train.get_batch(idx), mesh)
+      state, metrics = train_step(state, batch, train_rng)
+      done = step + 1
+      pending.append((done, metrics))
+      bar.update(1)
+      last = done == config.num_train_steps
+      if done % config.log_every_steps == 0 or last:
+        flush(done)
+        _check_finite(state, manager)
+      if config.eval_every_steps and done % config.eval_every_steps == 0 or last:
+        writer.write(done, evaluate(eval_step, state, dataset.test, config, mesh))
+      if done % config.checkpoint_every_steps == 0 or last:
+        _check_finite(state, manager)  # never put a NaN on disk
+        checkpoint.save(manager, done, state)
+  finally:
+    if pending:  # e.g. metrics of the steps before an error
+      flush(pending[-1][0])
+    bar.close()
+    manager.wait_until_finished()
+    writer.close()
+  return state
+

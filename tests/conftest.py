@@ -1,0 +1,59 @@
+"""Shared test helpers: tiny configs and a runner for the binaries in subprocesses."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # so tests can import configs/
+
+from configs import default  # pylint: disable=g-import-not-at-top
+
+
+def tiny_config(**overrides):
+  """The smoke preset with the progress bar off, plus dotted-key overrides."""
+  config = default.get_config("smoke")
+  config.progress_bar = False
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def binary_env(device_count: int = 1) -> dict:
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={device_count}"
+  env["JAX_PLATFORMS"] = "cpu"
+  env["PYTHONPATH"] = REPO
+  return env
+
+
+def train_cmd(workdir: str, *flags: str, config: str = "configs/default.py:smoke") -> list[str]:
+  return [sys.executable, os.path.join(REPO, "experiments", "train.py"), f"--config={config}",
+          f"--workdir={workdir}", "--config.progress_bar=False", "--compilation_cache_dir=",
+          *flags]
+
+
+def run_train(workdir, *flags, device_count=1, timeout=300, check=True, **kw):
+  proc = subprocess.run(train_cmd(str(workdir), *flags, **kw), env=binary_env(device_count),
+                        cwd=REPO, capture_output=True, text=True, timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+  return proc
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture
+def workdir(tmp_path):
+  return str(tmp_path / "workdir")
