@@ -1,5 +1,9 @@
 """Metrics to `workdir/metrics.jsonl` (one JSON object per step) and TensorBoard events.
 
+JSONL gets every record; TensorBoard gets what `write(..., tensorboard=True)` is given
+(the train loop sends it interval means at log steps: one event per scalar per step cost
+more than the step itself for small models).
+
 Only process 0 writes; other processes get a writer that does nothing. TensorBoard event
 files are written with tensorboardX, so TensorFlow is not a dependency.
 """
@@ -22,15 +26,17 @@ class MetricWriter:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
-  def write(self, step: int, scalars: dict) -> None:
+  def write(self, step: int, scalars: dict, *, jsonl: bool = True, tensorboard: bool = True) -> None:
     if not self.enabled:
       return
     record = {"step": int(step)}
     for k, v in scalars.items():
       v = float(v)
       record[k] = v if math.isfinite(v) else str(v)  # JSON has no NaN/inf
-      self._tb.add_scalar(k, v, int(step))
-    self._jsonl.write(json.dumps(record) + "\n")
+      if tensorboard:
+        self._tb.add_scalar(k, v, int(step))
+    if jsonl:
+      self._jsonl.write(json.dumps(record) + "\n")
 
   def flush(self) -> None:
     if self.enabled:

@@ -106,9 +106,12 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
 
   def flush(step):
     nonlocal t0, s0
-    for s, m in parallel.to_host(pending):
-      writer.write(s, m)
+    host = parallel.to_host(pending)
+    for s, m in host:
+      writer.write(s, m, tensorboard=False)
     if pending:
+      means = {k: np.mean([m[k] for _, m in host]) for k in host[-1][1]}
+      writer.write(step, means, jsonl=False)
       now = time.perf_counter()
       last = pending[-1][1]
       rate = (step - s0) / max(now - t0, 1e-9)
