@@ -7,7 +7,8 @@ values and unknown names, each as one `ConfigError` line naming the field, e.g.
   config.optimizer.learning_rate must be > 0 (got -0.1)
 
 The `model` section is `name` plus the fields of that model's Linen module, so its
-schema comes from the module itself (`leeml.models.model_fields`).
+schema comes from the module itself (`leeml.models.model_fields`); likewise the `dataset`
+section from the dataset's registered spec (`leeml.datasets.dataset_fields`).
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from leeml import data, losses, models, optim
+from leeml import datasets, losses, models, optim
 from leeml.models import layers
 
 
@@ -125,7 +126,7 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
   process_count = jax.process_count() if process_count is None else process_count
   base = base_config()
   _check_keys("", config, {k: base[k] for k in base.keys()}, "top-level key")
-  for section in ("dataset", "loss", "optimizer", "schedule"):
+  for section in ("loss", "optimizer", "schedule"):
     _check_keys(f"{section}.", config[section], base[section].to_dict(), f"{section} field")
   if not isinstance(config.model.get("name"), str):
     _fail("config.model.name must be a str naming a model")
@@ -133,7 +134,12 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
   _check_keys("model.", config.model, _model_schema(config.model.name),
               f"field of model {config.model.name!r}")
 
-  _one_of("dataset.name", config.dataset.name, data.DATASETS)
+  if not isinstance(config.dataset.get("name"), str):
+    _fail("config.dataset.name must be a str naming a dataset")
+  _one_of("dataset.name", config.dataset.name, datasets.DATASETS)
+  _check_keys("dataset.", config.dataset,
+              {"name": "", **datasets.dataset_fields(config.dataset.name)},
+              f"field of dataset {config.dataset.name!r}")
   _one_of("loss.name", config.loss.name, losses.LOSSES)
   _one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
   _one_of("schedule.name", config.schedule.name, optim.SCHEDULES)
@@ -144,7 +150,7 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
 
   for path in ("num_train_steps", "batch_size", "eval_batch_size", "log_every_steps",
                "checkpoint_every_steps", "keep_checkpoints", "optimizer.learning_rate",
-               "dataset.num_train", "dataset.num_test"):
+               *(f"dataset.{f}" for f in ("num_train", "num_test") if f in config.dataset)):
     _positive(config, path)
   for path in ("eval_every_steps", "optimizer.weight_decay", "optimizer.grad_clip_norm",
                "schedule.warmup_steps", "schedule.decay_steps"):

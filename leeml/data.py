@@ -7,8 +7,7 @@ batches may straddle epoch boundaries, and no example is ever dropped.
 
 Multi-host: every process computes the same global indices and loads only its own
 contiguous slice (`process_slice`); `leeml.parallel.global_batch` assembles the global
-array. The lecture datasets (tfds builders, digits, MNIST-1D, ...) arrive with the data
-issue; the synthetic families here are what the core's tests and smoke runs need.
+array. Datasets themselves (synthetic families, tfds builders) live in `leeml.datasets`.
 """
 
 import dataclasses
@@ -44,52 +43,6 @@ class Dataset:
   @property
   def input_shape(self) -> tuple[int, ...]:
     return tuple(self.train.inputs.shape[1:])
-
-
-def gaussian_blobs(cfg) -> Dataset:
-  """`num_classes` Gaussian clusters in `input_shape` dims, unit-norm centres at random.
-
-  `noise` is the within-class standard deviation; the data seed is `cfg.seed`, so it stays
-  fixed while the training seed varies.
-  """
-  rng = np.random.default_rng(cfg.seed)
-  dim = int(np.prod(cfg.input_shape))
-  centres = rng.normal(size=(cfg.num_classes, dim))
-  centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-
-  def split(n):
-    y = rng.integers(0, cfg.num_classes, size=n)
-    x = centres[y] + cfg.noise * rng.normal(size=(n, dim))
-    return ArraySplit(x.reshape((n, *cfg.input_shape)).astype(np.float32), y.astype(np.int32))
-
-  return Dataset("gaussian_blobs", split(cfg.num_train), split(cfg.num_test), cfg.num_classes)
-
-
-def template_images(cfg) -> Dataset:
-  """Images (H, W, C) = `input_shape`: one random smooth template per class, shifted by up
-  to 2 pixels at random, plus pixel noise of std `noise`. A task a CNN finds easy."""
-  rng = np.random.default_rng(cfg.seed)
-  h, w, c = cfg.input_shape
-  coarse = rng.normal(size=(cfg.num_classes, (h + 3) // 4, (w + 3) // 4, c))
-  templates = np.repeat(np.repeat(coarse, 4, axis=1), 4, axis=2)[:, :h, :w, :]
-
-  def split(n):
-    y = rng.integers(0, cfg.num_classes, size=n)
-    shifts = rng.integers(-2, 3, size=(n, 2))
-    x = np.stack([np.roll(templates[k], tuple(s), axis=(0, 1)) for k, s in zip(y, shifts)])
-    x = x + cfg.noise * rng.normal(size=x.shape)
-    return ArraySplit(x.astype(np.float32), y.astype(np.int32))
-
-  return Dataset("template_images", split(cfg.num_train), split(cfg.num_test), cfg.num_classes)
-
-
-DATASETS = {"gaussian_blobs": gaussian_blobs, "template_images": template_images}
-
-
-def get_dataset(cfg) -> Dataset:
-  if cfg.name not in DATASETS:
-    raise ValueError(f"dataset.name={cfg.name!r} is not one of: {', '.join(sorted(DATASETS))}")
-  return DATASETS[cfg.name](cfg)
 
 
 @functools.lru_cache(maxsize=4)

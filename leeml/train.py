@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
-from leeml import checkpoint, config as config_lib, data, losses, models, optim, parallel, steps
+from leeml import checkpoint, config as config_lib, data, datasets, losses, models, optim, parallel, steps
 from leeml.metric_writers import MetricWriter
 from leeml.train_state import TrainState
 
@@ -71,7 +71,7 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
   mesh = parallel.make_mesh() if mesh is None else mesh
   replicated = parallel.replicated(mesh)
 
-  dataset = data.get_dataset(config.dataset)
+  dataset = datasets.get_dataset(config.dataset)
   classification = dataset.num_classes > 0
   model = models.get_model(config.model, num_outputs=dataset.num_classes or
                            int(np.prod(dataset.train.targets.shape[1:])))

@@ -25,6 +25,8 @@ CASES = [
      "config.model.residual must be bool"),
     ("wrong tuple element type", lambda c: c["dataset"].update(input_shape=(16.0,)),
      "config.dataset.input_shape must be a tuple of int"),
+    ("unknown dataset field", lambda c: c["dataset"].update(num_trian=5),
+     "config.dataset.num_trian is not a known field of dataset 'gaussian_blobs'; did you mean"),
     ("zero learning rate", lambda c: c["optimizer"].update(learning_rate=0.0),
      "config.optimizer.learning_rate must be > 0 (got 0.0)"),
     ("negative learning rate", lambda c: c["optimizer"].update(learning_rate=-0.1),

@@ -3,7 +3,7 @@
 import numpy as np
 import ml_collections
 
-from leeml import data
+from leeml import data, datasets
 
 
 def test_every_example_once_per_epoch_across_straddling_batches():
@@ -39,8 +39,8 @@ def test_eval_batches_pad_and_weight():
 def test_synthetic_datasets_are_deterministic():
   cfg = ml_collections.ConfigDict(dict(name="template_images", num_train=20, num_test=10,
                                        num_classes=3, input_shape=(8, 8, 1), noise=0.5, seed=4))
-  a, b = data.get_dataset(cfg), data.get_dataset(cfg)
+  a, b = datasets.get_dataset(cfg), datasets.get_dataset(cfg)
   np.testing.assert_array_equal(a.train.inputs, b.train.inputs)
   assert a.train.inputs.shape == (20, 8, 8, 1) and a.input_shape == (8, 8, 1)
   cfg.seed = 5
-  assert not np.array_equal(a.train.inputs, data.get_dataset(cfg).train.inputs)
+  assert not np.array_equal(a.train.inputs, datasets.get_dataset(cfg).train.inputs)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import binary_env, run_train, tiny_config, train_cmd, REPO
-from leeml import checkpoint, data, losses, models, optim, parallel, steps, train
+from leeml import checkpoint, data, datasets, losses, models, optim, parallel, steps, train
+from leeml.datasets import synthetic
 from leeml.train_state import TrainState
 from leeml.metric_writers import read_jsonl
 
@@ -92,7 +93,7 @@ def test_kill_9_and_resume_gives_bit_identical_params(tmp_path):
 
 
 def _blobs_with_a_nan(cfg, bad_example):
-  ds = data.gaussian_blobs(cfg)
+  ds = synthetic.gaussian_blobs(cfg)
   inputs = ds.train.inputs.copy()
   inputs[bad_example] = np.nan
   return data.Dataset("nan_blobs", data.ArraySplit(inputs, ds.train.targets), ds.test,
@@ -108,7 +109,10 @@ def test_nan_stops_with_the_step_and_keeps_last_good_checkpoint(workdir, monkeyp
     for i in data.train_indices(s, config.batch_size, config.dataset.num_train, config.seed):
       first_seen.setdefault(int(i), s)
   bad = next(i for i, s in first_seen.items() if s == 34)
-  monkeypatch.setitem(data.DATASETS, "nan_blobs", lambda cfg: _blobs_with_a_nan(cfg, bad))
+  blobs = datasets.get_spec("gaussian_blobs")
+  monkeypatch.setitem(datasets.DATASETS, "nan_blobs", datasets.DatasetSpec(
+      "nan_blobs", lambda cfg: _blobs_with_a_nan(cfg, bad),
+      blobs.fields, "blobs with one NaN input"))
   config.dataset.name = "nan_blobs"
 
   with pytest.raises(train.NonFiniteError, match=r"NaN/inf at step 35;") as err:
@@ -121,7 +125,7 @@ def test_nan_stops_with_the_step_and_keeps_last_good_checkpoint(workdir, monkeyp
 
   manager = checkpoint.make_manager(workdir, keep=3)
   clean = tiny_config()
-  ds = data.get_dataset(clean.dataset)
+  ds = datasets.get_dataset(clean.dataset)
   model = models.get_model(clean.model, ds.num_classes)
   tx = optim.make_optimizer(clean.optimizer, clean.schedule, clean.num_train_steps)
   template = TrainState.create(model.init(jax.random.PRNGKey(0), ds.train.inputs[:1]), tx)
@@ -134,7 +138,7 @@ def test_evaluation_is_exact_over_padded_batches(workdir):
   config = tiny_config(eval_batch_size=64)
   config.dataset.num_test = 250  # 4 batches, the last one padded with 6 dummies
   state = train.train_and_evaluate(config, workdir)
-  ds = data.get_dataset(config.dataset)
+  ds = datasets.get_dataset(config.dataset)
   model = models.get_model(config.model, ds.num_classes)
   logits = np.asarray(model.apply(state.variables(), ds.test.inputs))
   want_acc = np.mean(np.argmax(logits, -1) == ds.test.targets)

@@ -1,0 +1,62 @@
+"""The lecture experiments that `reproduce` runs, and what each returns for the report.
+
+An experiment is `run(config, workdir) -> Section`: it trains and measures (over the seeds
+its config lists), judges its claims (`leeml.claims`), saves its plots as PNG files under
+`workdir`, and returns them with tables and notes. Experiments register themselves in
+`EXPERIMENTS` by name (e.g. 'lec08'); `configs/<name>.py:<scale>` is their config.
+"""
+
+import dataclasses
+from typing import Callable
+
+from leeml.claims import Verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+  path: str     # a PNG file, absolute or relative to the experiment's workdir
+  caption: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  title: str
+  header: tuple[str, ...]
+  rows: tuple[tuple[str, ...], ...]
+
+
+@dataclasses.dataclass
+class Section:
+  """One lecture's part of the report."""
+  name: str                 # 'lec08'
+  title: str                # 'Lecture 8: classification — cross-entropy vs MSE'
+  command: str              # the exact command that reruns just this section
+  verdicts: list[Verdict] = dataclasses.field(default_factory=list)
+  figures: list[Figure] = dataclasses.field(default_factory=list)
+  tables: list[Table] = dataclasses.field(default_factory=list)
+  notes: list[str] = dataclasses.field(default_factory=list)
+  seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  name: str
+  title: str
+  config_file: str          # relative to the repository root, e.g. 'configs/lec08.py'
+  run: Callable[..., Section]
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+  if experiment.name in EXPERIMENTS:
+    raise ValueError(f"experiment {experiment.name!r} is registered twice")
+  EXPERIMENTS[experiment.name] = experiment
+  return experiment
+
+
+def get_experiment(name: str) -> Experiment:
+  if name not in EXPERIMENTS:
+    raise ValueError(f"experiment {name!r} is not one of: {', '.join(sorted(EXPERIMENTS))}")
+  return EXPERIMENTS[name]
