@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from leeml import datasets, losses, models, optim
+from leeml import datasets, losses, models, optim, pipeline
 from leeml.models import layers
 
 
@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 3
   c.progress_bar = True
+  c.input_pipeline = "auto"   # 'device': data on device, batches gathered in the step
 
   c.dataset = ml_collections.ConfigDict(dict(
       name="gaussian_blobs", num_train=4096, num_test=1024, num_classes=10,
@@ -141,6 +142,7 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
               {"name": "", **datasets.dataset_fields(config.dataset.name)},
               f"field of dataset {config.dataset.name!r}")
   _one_of("loss.name", config.loss.name, losses.LOSSES)
+  _one_of("input_pipeline", config.input_pipeline, pipeline.PIPELINES)
   _one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
   _one_of("schedule.name", config.schedule.name, optim.SCHEDULES)
   for field, valid in (("activation", layers.ACTIVATIONS), ("norm", layers.NORMS),

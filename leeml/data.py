@@ -1,9 +1,15 @@
 """In-memory datasets and the deterministic, resumable batch order of the training core.
 
 The batch order is a pure function of (seed, step): the training stream is the
-concatenation of one permutation of the training set per epoch, and step `s` reads
-positions [s*B, (s+1)*B) of it. Resuming at step `s` therefore needs no iterator state,
-batches may straddle epoch boundaries, and no example is ever dropped.
+concatenation of one permutation of the training set per epoch (`jax.random.permutation`
+under the key `fold_in(PRNGKey(seed), epoch)`), and step `s` reads positions
+[s*B, (s+1)*B) of it. Resuming at step `s` therefore needs no iterator state beyond the
+step (which the checkpoint holds), batches may straddle epoch boundaries, and no example
+is ever dropped.
+
+Two pipelines give the same batches: `train_indices` on the host (large datasets: each
+process gathers its rows from the data source) and `device_train_indices` inside the
+jitted step (small datasets kept on device: no per-step host work at all).
 
 Multi-host: every process computes the same global indices and loads only its own
 contiguous slice (`process_slice`); `leeml.parallel.global_batch` assembles the global
@@ -13,6 +19,8 @@ array. Datasets themselves (synthetic families, tfds builders) live in `leeml.da
 import dataclasses
 import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -45,9 +53,13 @@ class Dataset:
     return tuple(self.train.inputs.shape[1:])
 
 
+def _epoch_key(seed: int, epoch):
+  return jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
+
+
 @functools.lru_cache(maxsize=4)
 def _epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-  return np.random.default_rng((seed, epoch)).permutation(num_examples)
+  return np.asarray(jax.random.permutation(_epoch_key(seed, epoch), num_examples))
 
 
 def train_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
@@ -59,6 +71,25 @@ def train_indices(step: int, batch_size: int, num_examples: int, seed: int) -> n
     sel = epochs == e
     out[sel] = _epoch_permutation(num_examples, seed, int(e))[offsets[sel]]
   return out
+
+
+def device_train_indices(step: jax.Array, batch_size: int, num_examples: int,
+                         seed: int) -> jax.Array:
+  """`train_indices` as a traceable function of the step (same numbers), for use in jit.
+
+  Needs batch_size <= num_examples (a batch then spans at most two epochs). The arithmetic
+  avoids forming step * batch_size, which overflows int32 in long runs.
+  """
+  if batch_size > num_examples:
+    raise ValueError(f"the on-device pipeline needs batch_size ({batch_size}) <= the number "
+                     f"of training examples ({num_examples})")
+  q, r = jnp.divmod(jnp.asarray(step, jnp.int32), num_examples)
+  first_epoch = q * batch_size + (r * batch_size) // num_examples
+  local = (r * batch_size) % num_examples + jnp.arange(batch_size)
+  offsets = local % num_examples
+  this = jax.random.permutation(_epoch_key(seed, first_epoch), num_examples)
+  nxt = jax.random.permutation(_epoch_key(seed, first_epoch + 1), num_examples)
+  return jnp.where(local < num_examples, this[offsets], nxt[offsets])
 
 
 def process_slice(global_indices: np.ndarray, process_index: int, process_count: int) -> np.ndarray:

@@ -17,7 +17,8 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
-from leeml import checkpoint, config as config_lib, data, datasets, losses, models, optim, parallel, steps
+from leeml import (checkpoint, config as config_lib, data, datasets, losses, models, optim,
+                   parallel, pipeline, steps)
 from leeml.metric_writers import MetricWriter
 from leeml.train_state import TrainState
 
@@ -85,20 +86,21 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
   state = init(init_rng)
   train_rng = jax.device_put(train_rng, replicated)
 
-  train_step = jax.jit(
+  feeder = pipeline.choose(config.input_pipeline, dataset.train, config.batch_size,
+                           config.seed, mesh)
+  train_step = jax.jit(feeder.wrap(
       steps.make_train_step(model, tx, loss_fn, label_smoothing=config.loss.label_smoothing,
-                            classification=classification),
-      donate_argnums=0)
+                            classification=classification)), donate_argnums=0)
   eval_step = jax.jit(steps.make_eval_step(model, loss_fn, classification=classification))
 
   manager = checkpoint.make_manager(workdir, keep=config.keep_checkpoints)
   if manager.latest_step() is not None:
     state = checkpoint.restore(manager, state)
     logging.info("resumed from step %d in %s", manager.latest_step(), workdir)
+  logging.info("input pipeline: %s", feeder.name)
   start = int(parallel.to_host(state.step))
 
   writer = MetricWriter(workdir)
-  n_train = len(dataset.train)
   pending: list[tuple[int, dict]] = []
   bar = tqdm(total=config.num_train_steps, initial=start, desc="train", unit="step",
              disable=not config.progress_bar or jax.process_index() != 0, dynamic_ncols=True)
@@ -122,11 +124,7 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
 
   try:
     for step in range(start, config.num_train_steps):
-      idx = data.process_slice(
-          data.train_indices(step, config.batch_size, n_train, config.seed),
-          jax.process_index(), jax.process_count())
-      batch = parallel.global_batch(dataset.train.get_batch(idx), mesh)
-      state, metrics = train_step(state, batch, train_rng)
+      state, metrics = train_step(state, feeder.feed(step), train_rng)
       done = step + 1
       pending.append((done, metrics))
       bar.update(1)
