@@ -35,6 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 128          # global batch, split over all devices of all processes
   c.eval_batch_size = 512
   c.eval_every_steps = 0      # 0: evaluate only at the end
+  c.eval_on_train = False     # also log eval_train_loss/accuracy over the whole train split
   c.log_every_steps = 50
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 3

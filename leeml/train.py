@@ -133,7 +133,11 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
         flush(done)
         _check_finite(state, manager)
       if config.eval_every_steps and done % config.eval_every_steps == 0 or last:
-        writer.write(done, evaluate(eval_step, state, dataset.test, config, mesh))
+        metrics = evaluate(eval_step, state, dataset.test, config, mesh)
+        if config.eval_on_train:  # eval-mode loss/accuracy over the whole training split
+          on_train = evaluate(eval_step, state, dataset.train, config, mesh)
+          metrics.update({k.replace("eval_", "eval_train_"): v for k, v in on_train.items()})
+        writer.write(done, metrics)
       if done % config.checkpoint_every_steps == 0 or last:
         _check_finite(state, manager)  # never put a NaN on disk
         checkpoint.save(manager, done, state)

@@ -10,6 +10,12 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # so tests can import configs/
 
+# Embedded datasets are prepared into a per-session temporary directory, never into the
+# user's cache (subprocesses inherit it through the environment).
+if "LEEML_DATA_DIR" not in os.environ:
+  import tempfile  # pylint: disable=g-import-not-at-top
+  os.environ["LEEML_DATA_DIR"] = tempfile.mkdtemp(prefix="leeml_test_data_")
+
 from configs import default  # pylint: disable=g-import-not-at-top
 
 

@@ -60,3 +60,14 @@ def get_experiment(name: str) -> Experiment:
   if name not in EXPERIMENTS:
     raise ValueError(f"experiment {name!r} is not one of: {', '.join(sorted(EXPERIMENTS))}")
   return EXPERIMENTS[name]
+
+
+_MODULES = ("leeml.lectures.lec08",)
+
+
+def load_all() -> dict[str, Experiment]:
+  """Imports every lecture module (each registers itself); returns the registry."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  for module in _MODULES:
+    importlib.import_module(module)
+  return EXPERIMENTS
