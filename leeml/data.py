@@ -74,10 +74,11 @@ def train_indices(step: int, batch_size: int, num_examples: int, seed: int) -> n
 
 
 def device_train_indices(step: jax.Array, batch_size: int, num_examples: int,
-                         seed: int) -> jax.Array:
+                         seed) -> jax.Array:
   """`train_indices` as a traceable function of the step (same numbers), for use in jit.
 
-  Needs batch_size <= num_examples (a batch then spans at most two epochs). The arithmetic
+  `seed` may be traced. Needs batch_size <= num_examples (a batch then spans at most two
+  epochs). The arithmetic
   avoids forming step * batch_size, which overflows int32 in long runs.
   """
   if batch_size > num_examples:

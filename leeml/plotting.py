@@ -27,4 +27,5 @@ def save(fig, path: str) -> str:
 
 
 def figure(ncols: int = 1, nrows: int = 1, size=(5.0, 3.6)):
-  return plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+  return plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False,
+                      layout="constrained")

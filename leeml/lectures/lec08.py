@@ -69,7 +69,7 @@ def error_surface(cfg) -> dict:
 
 
 def _plot_surface(surface, cfg, path: str) -> str:
-  fig, axes = plotting.figure(ncols=2, size=(4.8, 4.2))
+  fig, axes = plotting.figure(ncols=2, size=(5.4, 4.4))
   extent = [-cfg.extent, cfg.extent, -cfg.extent, cfg.extent]
   for ax, name in zip(axes[0], LOSS_LABEL):
     s = surface[name]
