@@ -139,8 +139,8 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
   if not isinstance(config.dataset.get("name"), str):
     _fail("config.dataset.name must be a str naming a dataset")
   _one_of("dataset.name", config.dataset.name, datasets.DATASETS)
-  _check_keys("dataset.", config.dataset,
-              {"name": "", **datasets.dataset_fields(config.dataset.name)},
+  dataset_defaults = datasets.dataset_fields(config.dataset.name)
+  _check_keys("dataset.", config.dataset, {"name": "", **dataset_defaults},
               f"field of dataset {config.dataset.name!r}")
   _one_of("loss.name", config.loss.name, losses.LOSSES)
   _one_of("input_pipeline", config.input_pipeline, pipeline.PIPELINES)
@@ -153,9 +153,13 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
 
   for path in ("num_train_steps", "batch_size", "eval_batch_size", "log_every_steps",
                "checkpoint_every_steps", "keep_checkpoints", "optimizer.learning_rate",
-               *(f"dataset.{f}" for f in ("num_train", "num_test") if f in config.dataset)):
+               *(f"dataset.{f}" for f in ("num_train", "num_test")
+                 if f in config.dataset and dataset_defaults[f] != 0)):
     _positive(config, path)
-  for path in ("eval_every_steps", "optimizer.weight_decay", "optimizer.grad_clip_norm",
+  for path in ("eval_every_steps", "optimizer.weight_decay",
+               # where 0 means "all examples" (the real tfds datasets)
+               *(f"dataset.{f}" for f in ("num_train", "num_test")
+                 if f in config.dataset and dataset_defaults[f] == 0), "optimizer.grad_clip_norm",
                "schedule.warmup_steps", "schedule.decay_steps"):
     _positive(config, path, allow_zero=True)
   for field in ("depth", "width", "kernel_size", "dense_width"):

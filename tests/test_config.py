@@ -101,3 +101,13 @@ def test_binary_prints_one_line_and_exits_nonzero(tmp_path):
   last = proc.stderr.strip().splitlines()[-1]
   assert last == "leeml: invalid config: config.optimizer.learning_rate must be > 0 (got -1.0)"
   assert not (tmp_path / "w" / "checkpoints").exists()  # failed before doing any work
+
+
+def test_zero_means_all_only_where_the_dataset_says_so():
+  config = tiny_config()
+  config.dataset = dict(name="mnist", data_dir="", num_train=0, num_test=0, download=False)
+  config_lib.validate(config, device_count=1, process_count=1)  # 0 = all examples
+  config = tiny_config()
+  config.dataset.num_train = 0  # gaussian_blobs: 0 examples is impossible
+  with pytest.raises(config_lib.ConfigError, match=r"config.dataset.num_train must be > 0"):
+    config_lib.validate(config, device_count=1, process_count=1)

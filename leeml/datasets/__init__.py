@@ -2,15 +2,17 @@
 
 Every dataset registers a `DatasetSpec`: a loader `cfg -> leeml.data.Dataset` and its
 configurable fields with defaults (the defaults give the types `leeml.config` checks).
-Everything registered here exists offline: generated from a seed, or built by a tfds
-builder from data shipped inside a pip package and cached on first use.
+The embedded datasets exist offline: generated from a seed, or built by a tfds builder
+from data shipped inside a pip package and cached on first use. The real tfds datasets
+(mnist, fashion_mnist, cifar10) are read from a data_dir where a user prepared them
+online; offline and unprepared, they fail with one line saying how to prepare them.
 """
 
 import dataclasses
 from typing import Any, Callable, Mapping
 
 from leeml import data
-from leeml.datasets import synthetic
+from leeml.datasets import builders, synthetic, tfds_real
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,3 +66,17 @@ register(DatasetSpec(
     dict(num_train=4096, num_test=1024, num_classes=10, input_shape=(16, 16, 1), noise=1.0,
          seed=0),
     "One smooth random template per class, shifted by up to 2 pixels, plus noise."))
+register(DatasetSpec(
+    "digits", builders.load_digits, dict(image_size=8, data_dir=""),
+    "scikit-learn's 1,797 real 8x8 handwritten digits (tfds builder, prepared on first use): "
+    "1,497 train / 300 test (30 per class); image_size 8, 16 or 28 (bilinear upsampling)."))
+register(DatasetSpec(
+    "mnist1d", builders.load_mnist1d, dict(shuffled=False, data_dir=""),
+    "MNIST-1D generated offline by the mnist1d package (4,000/1,000 x 40, standardized); "
+    "shuffled=True: one fixed permutation of the 40 positions (the paper's shuffled task)."))
+for _name in tfds_real.REAL_DATASETS:
+  register(DatasetSpec(
+      _name, tfds_real.load, dict(tfds_real.FIELDS),
+      f"tfds {_name!r} read as array_record from data_dir (prepare it once online, "
+      "or download=True with TensorFlow installed); images in [0, 1]."))
+del _name
