@@ -53,13 +53,21 @@ class Dataset:
     return tuple(self.train.inputs.shape[1:])
 
 
-def _epoch_key(seed: int, epoch):
-  return jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
+@functools.partial(jax.jit, static_argnums=2)
+def epoch_permutation(seed, epoch, num_examples: int) -> jax.Array:
+  """The order of epoch `epoch`: the one definition both pipelines use."""
+  return jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(seed), epoch),
+                                num_examples)
 
 
 @functools.lru_cache(maxsize=4)
-def _epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-  return np.asarray(jax.random.permutation(_epoch_key(seed, epoch), num_examples))
+def _host_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+  return np.asarray(epoch_permutation(seed, epoch, num_examples))
+
+
+def first_epoch(step: int, batch_size: int, num_examples: int) -> int:
+  """The epoch of the first example of step `step` (host arithmetic, no overflow)."""
+  return step * batch_size // num_examples
 
 
 def train_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
@@ -69,28 +77,27 @@ def train_indices(step: int, batch_size: int, num_examples: int, seed: int) -> n
   out = np.empty(batch_size, dtype=np.int64)
   for e in np.unique(epochs):
     sel = epochs == e
-    out[sel] = _epoch_permutation(num_examples, seed, int(e))[offsets[sel]]
+    out[sel] = _host_permutation(num_examples, seed, int(e))[offsets[sel]]
   return out
 
 
-def device_train_indices(step: jax.Array, batch_size: int, num_examples: int,
-                         seed) -> jax.Array:
-  """`train_indices` as a traceable function of the step (same numbers), for use in jit.
+def device_train_indices(step: jax.Array, batch_size: int, perm: jax.Array,
+                         perm_next: jax.Array) -> jax.Array:
+  """`train_indices` inside jit, given the permutations of the step's first epoch and the
+  next (`epoch_permutation(seed, first_epoch(step, ...))` and of that + 1).
 
-  `seed` may be traced. Needs batch_size <= num_examples (a batch then spans at most two
-  epochs). The arithmetic
-  avoids forming step * batch_size, which overflows int32 in long runs.
+  O(batch) work per step: the permutations are computed once per epoch, outside. Needs
+  batch_size <= num_examples (a batch then spans at most two epochs); the arithmetic
+  avoids forming step * batch_size, which would overflow int32 in long runs.
   """
+  num_examples = perm.shape[0]
   if batch_size > num_examples:
     raise ValueError(f"the on-device pipeline needs batch_size ({batch_size}) <= the number "
                      f"of training examples ({num_examples})")
-  q, r = jnp.divmod(jnp.asarray(step, jnp.int32), num_examples)
-  first_epoch = q * batch_size + (r * batch_size) // num_examples
+  r = jnp.asarray(step, jnp.int32) % num_examples
   local = (r * batch_size) % num_examples + jnp.arange(batch_size)
   offsets = local % num_examples
-  this = jax.random.permutation(_epoch_key(seed, first_epoch), num_examples)
-  nxt = jax.random.permutation(_epoch_key(seed, first_epoch + 1), num_examples)
-  return jnp.where(local < num_examples, this[offsets], nxt[offsets])
+  return jnp.where(local < num_examples, perm[offsets], perm_next[offsets])
 
 
 def process_slice(global_indices: np.ndarray, process_index: int, process_count: int) -> np.ndarray:

@@ -42,28 +42,44 @@ class DevicePipeline:
   def __init__(self, split: data.ArraySplit, batch_size: int, seed: int, mesh):
     self.batch_size, self.seed, self.num_examples = batch_size, seed, len(split)
     self.batch_sharding = parallel.data_sharding(mesh)
-    replicated = parallel.replicated(mesh)
+    self.replicated = parallel.replicated(mesh)
     # Every process holds the whole (small) split; a replicated global array needs no
     # cross-process assembly beyond each process's own copy.
-    # The seed travels as an argument, not a compile-time constant, so runs that differ
-    # only in their seed compile to the same program (and share the compilation cache).
-    self.arrays = {k: jax.make_array_from_process_local_data(replicated, np.asarray(v))
-                   for k, v in (("inputs", split.inputs), ("targets", split.targets),
-                                ("seed", np.asarray(seed, np.int32)))}
+    self.arrays = {k: jax.make_array_from_process_local_data(self.replicated, np.asarray(v))
+                   for k, v in (("inputs", split.inputs), ("targets", split.targets))}
+    self._perms: dict[int, jax.Array] = {}
+    n = self.num_examples
+    self._perm_fn = jax.jit(lambda seed, epoch: data.epoch_permutation(seed, epoch, n),
+                            out_shardings=self.replicated)
+
+  def _permutation(self, epoch: int) -> jax.Array:
+    """Computed once per epoch (a sort of N keys), not once per step."""
+    if epoch in self._perms:
+      self._perms[epoch] = self._perms.pop(epoch)  # most recently used goes last
+    else:
+      if len(self._perms) >= 4:
+        self._perms.pop(next(iter(self._perms)))  # least recently used
+      # Dispatched asynchronously onto the mesh (no host round trip, no pipeline stall).
+      self._perms[epoch] = self._perm_fn(self.seed, epoch)
+    return self._perms[epoch]
 
   def wrap(self, train_step):
-    """The step to jit: `(state, arrays, rng) -> (state, metrics)`, gathering on device."""
-    def step_on_device(state, arrays, rng):
-      idx = data.device_train_indices(state.step, self.batch_size, self.num_examples,
-                                      arrays["seed"])
-      batch = {k: jax.lax.with_sharding_constraint(arrays[k][idx], self.batch_sharding)
+    """The step to jit: `(state, feed, rng) -> (state, metrics)`, gathering on device."""
+    def step_on_device(state, feed, rng):
+      idx = data.device_train_indices(state.step, self.batch_size, feed["perm"],
+                                      feed["perm_next"])
+      batch = {k: jax.lax.with_sharding_constraint(feed[k][idx], self.batch_sharding)
                for k in ("inputs", "targets")}
       return train_step(state, batch, rng)
     return step_on_device
 
   def feed(self, step: int):
-    del step  # the step is read from the state, on device
-    return self.arrays
+    """The data arrays and this step's two epoch orders (the step itself is read from
+    the state on device; the seed enters only through the orders, so runs that differ
+    only in their seed compile to the same program)."""
+    epoch = data.first_epoch(step, self.batch_size, self.num_examples)
+    return dict(self.arrays, perm=self._permutation(epoch),
+                perm_next=self._permutation(epoch + 1))
 
 
 def choose(kind: str, split: data.ArraySplit, batch_size: int, seed: int, mesh):

@@ -166,6 +166,8 @@ def test_device_and_host_pipelines_feed_the_same_batches(tmp_path):
 
 def test_device_indices_equal_host_indices_across_epoch_boundaries():
   for batch, n in ((32, 100), (7, 7), (128, 1797), (1, 5)):
-    fn = jax.jit(lambda s, b=batch, n=n: data.device_train_indices(s, b, n, 3))
+    fn = jax.jit(lambda s, p, q, b=batch: data.device_train_indices(s, b, p, q))
     for s in (0, 1, 3, 13, 57, 1000):
-      np.testing.assert_array_equal(np.asarray(fn(s)), data.train_indices(s, batch, n, 3))
+      e = data.first_epoch(s, batch, n)
+      got = fn(s, data.epoch_permutation(3, e, n), data.epoch_permutation(3, e + 1, n))
+      np.testing.assert_array_equal(np.asarray(got), data.train_indices(s, batch, n, 3))
