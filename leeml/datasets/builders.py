@@ -42,9 +42,9 @@ _DIGITS_MAX_PIXEL = 16  # sklearn's digits are counts of on-pixels in 4x4 blocks
 
 
 def default_data_dir() -> str:
-  """`$LEEML_DATA_DIR`, else `~/.cache/leeml/tensorflow_datasets`."""
-  return os.environ.get("LEEML_DATA_DIR") or os.path.join(
-      os.path.expanduser("~"), ".cache", "leeml", "tensorflow_datasets")
+  """`$LEEML_DATA_DIR`, else `$XDG_CACHE_HOME/leeml/tensorflow_datasets` (~/.cache/...)."""
+  cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.environ.get("LEEML_DATA_DIR") or os.path.join(cache, "leeml", "tensorflow_datasets")
 
 
 def resolve_data_dir(data_dir: str) -> str:
