@@ -40,17 +40,49 @@ class ArraySplit:
   def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     return {"inputs": self.inputs[indices], "targets": self.targets[indices]}
 
+  @property
+  def element_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    return {"inputs": (self.inputs.shape[1:], self.inputs.dtype),
+            "targets": (self.targets.shape[1:], self.targets.dtype)}
+
+  @property
+  def nbytes(self) -> int:
+    return self.inputs.nbytes + self.targets.nbytes
+
+
+class SourceSplit:
+  """A split read batch by batch from a random-access source (e.g. `tfds.data_source`).
+
+  For datasets that should not be held in memory: the host pipeline asks only for the
+  rows of each step (each process only for its own rows). `decode(records)` turns a list
+  of source records into {'inputs', 'targets'} numpy arrays.
+  """
+
+  def __init__(self, source, decode, num_examples: int | None = None):
+    self.source, self.decode = source, decode
+    self.num_examples = len(source) if num_examples is None else num_examples
+    first = decode([source[0]])
+    self.element_spec = {k: (v.shape[1:], v.dtype) for k, v in first.items()}
+    self.nbytes = self.num_examples * sum(
+        int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in self.element_spec.values())
+
+  def __len__(self) -> int:
+    return self.num_examples
+
+  def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    return self.decode([self.source[int(i)] for i in indices])
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   name: str
-  train: ArraySplit
-  test: ArraySplit
+  train: "ArraySplit | SourceSplit"
+  test: "ArraySplit | SourceSplit"
   num_classes: int  # 0 for regression
 
   @property
   def input_shape(self) -> tuple[int, ...]:
-    return tuple(self.train.inputs.shape[1:])
+    return tuple(self.train.element_spec["inputs"][0])
 
 
 @functools.partial(jax.jit, static_argnums=2)

@@ -4,8 +4,9 @@
   inside the jitted step the batch indices are computed from `state.step`
   (`data.device_train_indices`), gathered, and resharded along the `data` axis. No
   Python work per step, and the position in the data is the step in the checkpoint.
-- `HostPipeline` (large datasets): each process computes the step's global indices on
-  the host, loads only its own rows, and the global batch is assembled across processes.
+- `HostPipeline` (large or streamed datasets): each process computes the step's global
+  indices on the host, loads only its own rows (from memory, or from the data source for
+  a `SourceSplit`), and the global batch is assembled across processes.
 
 `choose(...)` picks one from config `input_pipeline` ('auto', 'device', 'host').
 """
@@ -86,11 +87,13 @@ def choose(kind: str, split: data.ArraySplit, batch_size: int, seed: int, mesh):
   """'device' when asked, or for 'auto' when the split is small enough and B <= N."""
   if kind not in PIPELINES:
     raise ValueError(f"input_pipeline={kind!r} is not one of: {', '.join(PIPELINES)}")
-  nbytes = split.inputs.nbytes + split.targets.nbytes
+  in_memory = isinstance(split, data.ArraySplit)
   fits = batch_size <= len(split)
-  if kind == "device" and not fits:
-    raise ValueError(f"input_pipeline='device' needs batch_size ({batch_size}) <= the number "
-                     f"of training examples ({len(split)})")
-  if kind == "device" or (kind == "auto" and fits and nbytes <= DEVICE_DATA_MAX_BYTES):
+  if kind == "device" and not (fits and in_memory):
+    raise ValueError(
+        "input_pipeline='device' needs an in-memory split (not dataset.stream) and "
+        f"batch_size ({batch_size}) <= the number of training examples ({len(split)})")
+  if kind == "device" or (kind == "auto" and fits and in_memory
+                          and split.nbytes <= DEVICE_DATA_MAX_BYTES):
     return DevicePipeline(split, batch_size, seed, mesh)
   return HostPipeline(split, batch_size, seed, mesh)

@@ -75,12 +75,12 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
   dataset = datasets.get_dataset(config.dataset)
   classification = dataset.num_classes > 0
   model = models.get_model(config.model, num_outputs=dataset.num_classes or
-                           int(np.prod(dataset.train.targets.shape[1:])))
+                           int(np.prod(dataset.train.element_spec["targets"][0])))
   tx = optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps)
   loss_fn = losses.get_loss(config.loss.name)
 
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  sample = jnp.zeros((1, *dataset.input_shape), dataset.train.inputs.dtype)
+  sample = jnp.zeros((1, *dataset.input_shape), dataset.train.element_spec["inputs"][1])
   init = jax.jit(lambda r: TrainState.create(model.init(r, sample, train=False), tx),
                  out_shardings=replicated)
   state = init(init_rng)

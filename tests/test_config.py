@@ -105,7 +105,8 @@ def test_binary_prints_one_line_and_exits_nonzero(tmp_path):
 
 def test_zero_means_all_only_where_the_dataset_says_so():
   config = tiny_config()
-  config.dataset = dict(name="mnist", data_dir="", num_train=0, num_test=0, download=False)
+  config.dataset = dict(name="mnist", data_dir="", num_train=0, num_test=0, download=False,
+                        stream=True)
   config_lib.validate(config, device_count=1, process_count=1)  # 0 = all examples
   config = tiny_config()
   config.dataset.num_train = 0  # gaussian_blobs: 0 examples is impossible

@@ -14,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import tiny_config
-from leeml import config as config_lib, datasets, train
+from leeml import config as config_lib, data, datasets, train
 from leeml.datasets import builders, tfds_real
 from leeml.metric_writers import read_jsonl
 
@@ -81,7 +81,7 @@ def test_registry_fields():
   assert datasets.dataset_fields("mnist1d") == dict(shuffled=False, data_dir="")
   for name in ("mnist", "fashion_mnist", "cifar10"):
     assert datasets.dataset_fields(name) == dict(data_dir="", num_train=0, num_test=0,
-                                                 download=False)
+                                                 download=False, stream=False)
 
 
 def test_default_data_dir(monkeypatch):
@@ -89,8 +89,11 @@ def test_default_data_dir(monkeypatch):
   assert builders.resolve_data_dir("") == "/somewhere/else"
   assert builders.resolve_data_dir("/mine") == "/mine"
   monkeypatch.delenv("LEEML_DATA_DIR")
+  monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
   assert builders.resolve_data_dir("") == os.path.expanduser(
       "~/.cache/leeml/tensorflow_datasets")
+  monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+  assert builders.resolve_data_dir("") == "/xdg/leeml/tensorflow_datasets"
 
 
 def test_digits_shapes_dtypes_labels(digits):
@@ -269,3 +272,29 @@ def test_config_rejects_unknown_digits_field(data_dirs):
   config.dataset = ml_collections.ConfigDict(dict(name="digits", image_sise=16))
   with pytest.raises(config_lib.ConfigError, match="did you mean 'image_size'"):
     config_lib.validate(config)
+
+
+def test_streamed_split_reads_the_same_rows_and_trains(tmp_path):
+  """dataset.stream=True reads each batch from the data source (host pipeline)."""
+  idx = np.array([7, 0, 39, 7, 12])
+  with tfds.testing.mock_data(num_examples=40):
+    in_memory = _load("mnist", data_dir=str(tmp_path))
+    streamed = _load("mnist", data_dir=str(tmp_path), stream=True)
+    assert isinstance(streamed.train, data.SourceSplit) and len(streamed.train) == 40
+    assert streamed.input_shape == (28, 28, 1)
+    assert streamed.train.nbytes == in_memory.train.inputs.nbytes + in_memory.train.targets.nbytes
+    for key, value in streamed.train.get_batch(idx).items():
+      np.testing.assert_array_equal(value, in_memory.train.get_batch(idx)[key])
+    curves = {}
+    for stream in (False, True):
+      config = tiny_config(num_train_steps=6, batch_size=8, eval_batch_size=16,
+                           log_every_steps=3, checkpoint_every_steps=6)
+      config.dataset = ml_collections.ConfigDict(dict(
+          name="mnist", data_dir=str(tmp_path), num_train=0, num_test=0, download=False,
+          stream=stream))
+      workdir = str(tmp_path / f"w{stream}")
+      train.train_and_evaluate(config, workdir)
+      curves[stream] = [r["train_loss"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+                        if "train_loss" in r]
+    np.testing.assert_allclose(curves[True], curves[False], rtol=1e-6)
+    assert len(curves[True]) == 6

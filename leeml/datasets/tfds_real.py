@@ -12,6 +12,7 @@ Reading the prepared files needs neither (images are decoded with PIL). Images l
 float32 (H, W, C) in [0, 1] (pixel / 255), labels as int32.
 """
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from leeml import data
@@ -19,7 +20,7 @@ from leeml.datasets import builders
 
 # name -> number of classes; all three have 'image' (uint8 HxWxC) and 'label' features.
 REAL_DATASETS = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}
-FIELDS = dict(data_dir="", num_train=0, num_test=0, download=False)
+FIELDS = dict(data_dir="", num_train=0, num_test=0, download=False, stream=False)
 
 
 class DatasetNotPreparedError(FileNotFoundError):
@@ -67,9 +68,21 @@ def _split(source, num: int, field: str, name: str) -> data.ArraySplit:
   return data.ArraySplit(images.astype("float32") / 255.0, labels)
 
 
+def _decode(records) -> dict:
+  return {"inputs": np.stack([np.asarray(r["image"]) for r in records]).astype(np.float32) / 255.0,
+          "targets": np.asarray([r["label"] for r in records], dtype=np.int32)}
+
+
+def _stream(source, num: int, field: str, name: str) -> data.SourceSplit:
+  if num > len(source):
+    raise ValueError(f"dataset.{field}={num} exceeds the {len(source)} examples of {name}")
+  return data.SourceSplit(source, _decode, num or None)
+
+
 def load(cfg) -> data.Dataset:
-  """Fields: `data_dir`, `num_train`/`num_test` (first N examples; 0 = all), `download`."""
+  """Fields: `data_dir`, `num_train`/`num_test` (first N examples; 0 = all), `download`,
+  `stream` (read each batch from the data source instead of loading splits in memory)."""
   train, test = open_sources(cfg.name, cfg.data_dir, cfg.download)
-  return data.Dataset(cfg.name, _split(train, cfg.num_train, "num_train", cfg.name),
-                      _split(test, cfg.num_test, "num_test", cfg.name),
-                      REAL_DATASETS[cfg.name])
+  make = _stream if cfg.stream else _split
+  return data.Dataset(cfg.name, make(train, cfg.num_train, "num_train", cfg.name),
+                      make(test, cfg.num_test, "num_test", cfg.name), REAL_DATASETS[cfg.name])
