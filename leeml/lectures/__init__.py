@@ -62,12 +62,11 @@ def get_experiment(name: str) -> Experiment:
   return EXPERIMENTS[name]
 
 
-_MODULES = ("leeml.lectures.lec08",)
-
-
 def load_all() -> dict[str, Experiment]:
-  """Imports every lecture module (each registers itself); returns the registry."""
+  """Imports every `lecNN*` module of this package (each registers itself)."""
   import importlib  # pylint: disable=g-import-not-at-top
-  for module in _MODULES:
-    importlib.import_module(module)
+  import pkgutil  # pylint: disable=g-import-not-at-top
+  for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if info.name.startswith("lec"):
+      importlib.import_module(f"{__name__}.{info.name}")
   return EXPERIMENTS
