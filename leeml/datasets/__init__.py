@@ -80,3 +80,14 @@ for _name in tfds_real.REAL_DATASETS:
       f"tfds {_name!r} read as array_record from data_dir (prepare it once online, "
       "or download=True with TensorFlow installed); images in [0, 1]."))
 del _name
+register(DatasetSpec(
+    "sum_of_sines", synthetic.sum_of_sines,
+    dict(num_train=256, num_test=1024, low=-1.0, high=1.0, frequencies=(1.0, 2.0, 3.0),
+         amplitudes=(1.0, 0.5, 0.3), noise=0.0, seed=0),
+    "1-D regression (num_classes=0, targets (N, 1), loss 'mse'): sum_i a_i sin(2 pi f_i x), "
+    "x uniform on [low, high] (test: an even grid, noise-free)."))
+register(DatasetSpec(
+    "sawtooth", synthetic.sawtooth,
+    dict(num_train=256, num_test=1024, low=0.0, high=1.0, depth=4, noise=0.0, seed=0),
+    "1-D regression (num_classes=0, loss 'mse'): Telgarsky's depth-`depth` sawtooth on "
+    "[0, 1], 2^depth linear pieces (lectures 1-2, deep vs fat)."))
