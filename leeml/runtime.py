@@ -40,3 +40,29 @@ def quiet_library_logs() -> None:
     return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
 
   logging.get_absl_handler().addFilter(keep)
+
+
+# XLA:CPU: let YNNPACK keep dots and reductions but not convolutions, which then use
+# XLA's Eigen convolutions: 2x the CNN train step on CPU (jaxlib 0.10.2, BENCHMARKS.md);
+# YNNPACK's backward-filter convolution was 4x slower than Eigen's.
+_CPU_STEP_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type":
+        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+}
+_step_options: dict | None = None
+
+
+def step_compiler_options() -> dict:
+  """Compiler options for leeml's jitted steps: the CPU options above when this backend
+  accepts them (the option is experimental: probed once, dropped if it does not compile),
+  none elsewhere."""
+  global _step_options
+  if _step_options is None:
+    _step_options = {}
+    if jax.default_backend() == "cpu":
+      try:
+        jax.jit(lambda x: x + 1, compiler_options=_CPU_STEP_OPTIONS).lower(1.0).compile()
+        _step_options = dict(_CPU_STEP_OPTIONS)
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("XLA:CPU step options not accepted (%s); using defaults", e)
+  return _step_options

@@ -40,13 +40,11 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_fn: Callable, 
 
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    ok = finite & (state.nonfinite_step < 0)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+    # The state is not frozen on a NaN (that would cost selects over params and optimizer
+    # state every step): the loop checks `nonfinite_step` before every checkpoint save
+    # and stops, so a NaN state never reaches disk and the last good checkpoint stands.
     new_state = state.replace(
-        step=state.step + 1,
-        params=keep(params, state.params),
-        opt_state=keep(opt_state, state.opt_state),
-        batch_stats=keep(batch_stats, state.batch_stats),
+        step=state.step + 1, params=params, opt_state=opt_state, batch_stats=batch_stats,
         nonfinite_step=jnp.where((state.nonfinite_step < 0) & ~finite, state.step,
                                  state.nonfinite_step))
     metrics = {

@@ -18,7 +18,7 @@ from absl import logging
 from tqdm.auto import tqdm
 
 from leeml import (checkpoint, config as config_lib, data, datasets, losses, models, optim,
-                   parallel, pipeline, steps)
+                   parallel, pipeline, runtime, steps)
 from leeml.metric_writers import MetricWriter
 from leeml.train_state import TrainState
 
@@ -90,8 +90,10 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
                            config.seed, mesh)
   train_step = jax.jit(feeder.wrap(
       steps.make_train_step(model, tx, loss_fn, label_smoothing=config.loss.label_smoothing,
-                            classification=classification)), donate_argnums=0)
-  eval_step = jax.jit(steps.make_eval_step(model, loss_fn, classification=classification))
+                            classification=classification)), donate_argnums=0,
+      compiler_options=runtime.step_compiler_options())
+  eval_step = jax.jit(steps.make_eval_step(model, loss_fn, classification=classification),
+                      compiler_options=runtime.step_compiler_options())
 
   manager = checkpoint.make_manager(workdir, keep=config.keep_checkpoints)
   if manager.latest_step() is not None:

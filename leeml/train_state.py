@@ -12,10 +12,9 @@ class TrainState:
   """params, optimizer state, BatchNorm statistics and the step counter.
 
   `nonfinite_step` is -1 while every step so far had a finite loss and finite gradients;
-  otherwise it is the first step that did not, and from then on the train step leaves
-  params/opt_state/batch_stats untouched. The loop checks it before every checkpoint
-  save, so a NaN never reaches disk and the error can name the exact step without a
-  host sync per step.
+  otherwise it is the first step that did not. The loop checks it at every log step and
+  before every checkpoint save, so a NaN never reaches disk and the error can name the
+  exact step without a host sync per step.
   """
   step: jax.Array
   params: Any

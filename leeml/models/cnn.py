@@ -29,9 +29,15 @@ class CNN(nn.Module):
     layers.check_pool(self.pool)
     if x.ndim == 3:
       x = x[..., None]
+    # conv -> relu -> max-pool without a norm in between is computed by the conv layer in
+    # the cheaper, equivalent order max-pool -> bias -> relu (see layers.Conv2D).
+    fuse = self.norm == "none" and self.pool == "max" and self.activation == "relu"
     for i, c in enumerate(self.channels):
-      x = nn.Conv(c, (self.kernel_size, self.kernel_size), padding="SAME", name=f"conv_{i}")(x)
-      x = layers.Norm(self.norm, name=f"norm_{i}")(x, train=train)
+      conv = layers.Conv2D(c, self.kernel_size, name=f"conv_{i}")
+      if fuse:
+        x = conv(x, max_pool_relu=True)
+        continue
+      x = layers.Norm(self.norm, name=f"norm_{i}")(conv(x), train=train)
       x = layers.pool_2x2(act(x), self.pool)
     x = jnp.reshape(x, (x.shape[0], -1))
     if self.dense_width > 0:
