@@ -7,6 +7,8 @@ its config lists), judges its claims (`leeml.claims`), saves its plots as PNG fi
 """
 
 import dataclasses
+import hashlib
+import os
 from typing import Callable
 
 from leeml.claims import Verdict
@@ -47,6 +49,14 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def run_dir(workdir: str, tag: str, run_config) -> str:
+  """A directory per distinct training-run config (`workdir/runs/<tag>_seed<s>_<hash>`):
+  a rerun reuses finished runs (they resume with nothing left to do), and a changed
+  config never resumes a stale run."""
+  digest = hashlib.sha1(run_config.to_json(sort_keys=True).encode()).hexdigest()[:10]
+  return os.path.join(workdir, "runs", f"{tag}_seed{run_config.seed}_{digest}")
 
 
 def register(experiment: Experiment) -> Experiment:

@@ -8,7 +8,6 @@
    validation loss rises, and `diagnose` says "overfitting".
 """
 
-import hashlib
 import os
 import time
 
@@ -17,17 +16,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from leeml import claims, diagnose, plotting, train
+from leeml import lectures
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.metric_writers import read_jsonl
 
 SOURCE = ("Lecture 3 (General Guidance), slides 'Optimization Issue' (20 vs 56 layers, He et "
           "al. 2016 Fig. 1) and 'Overfitting'")
-
-
-def _run_dir(workdir: str, tag: str, run_config) -> str:
-  """One directory per distinct run config: reruns reuse finished runs."""
-  digest = hashlib.sha1(run_config.to_json(sort_keys=True).encode()).hexdigest()[:10]
-  return os.path.join(workdir, "runs", f"{tag}_seed{run_config.seed}_{digest}")
 
 
 def _curves(run_dir: str) -> dict:
@@ -43,7 +37,7 @@ def _train(base, tag: str, seed: int, workdir: str, **model) -> dict:
   c = ml_collections.ConfigDict(base.to_dict())
   c.model.update(model)
   c.seed = seed
-  run_dir = _run_dir(workdir, tag, c)
+  run_dir = lectures.run_dir(workdir, tag, c)
   train.train_and_evaluate(c, run_dir)
   return _curves(run_dir)
 

@@ -10,7 +10,6 @@ Two measurements, each against the lecture's statement:
    several seeds; the cross-entropy network reaches higher training accuracy.
 """
 
-import hashlib
 import json
 import os
 import time
@@ -22,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from leeml import claims, losses, plotting, train
+from leeml import lectures
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.metric_writers import read_jsonl
 
@@ -97,21 +97,13 @@ def _run_config(config, dataset: str, loss: str, seed: int) -> ml_collections.Co
   return c
 
 
-def _run_dir(workdir: str, run_config) -> str:
-  """A directory per distinct run config, so a rerun reuses finished runs (they resume
-  with nothing left to do) and a changed config never resumes a stale run."""
-  digest = hashlib.sha1(run_config.to_json(sort_keys=True).encode()).hexdigest()[:10]
-  return os.path.join(workdir, "runs",
-                      f"{run_config.dataset.name}_{run_config.loss.name}_seed{run_config.seed}_{digest}")
-
-
 def train_runs(config, workdir: str) -> dict:
   """{dataset: {loss: [per-seed curves]}}; curves hold eval steps and metrics."""
   results: dict = {}
   jobs = [(d, l, s) for d in config.datasets for l in config.losses for s in config.seeds]
   for dataset, loss, seed in tqdm(jobs, desc="lec08 runs", unit="run"):
     run_config = _run_config(config, dataset, loss, seed)
-    run_dir = _run_dir(workdir, run_config)
+    run_dir = lectures.run_dir(workdir, f"{dataset}_{loss}", run_config)
     train.train_and_evaluate(run_config, run_dir)
     records = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
     evals = [r for r in records if "eval_train_accuracy" in r]
