@@ -238,8 +238,15 @@ def main(argv: Sequence[str]) -> int:
   return 1 if _STRICT.value and report.count(sections).failed else 0
 
 
-def run() -> None:
-  """Entry of `leeml-reproduce` and `experiments/reproduce.py`: parses flags, runs main."""
+def run(only: Sequence[str] | None = None) -> None:
+  """Entry of `leeml-reproduce` and `experiments/reproduce.py`: parses flags, runs main.
+
+  A lecture's own binary (`experiments/lec08_classification.py`) calls `run(only=[...])`:
+  the same flags, with --only defaulting to its experiments and --out to report/<name>.
+  """
+  if only:
+    flags.FLAGS.set_default("only", list(only))
+    flags.FLAGS.set_default("out", os.path.join("report", "_".join(only)))
   # absl's --help lists the main module's flags and docstring; ours live in this module.
   for holder in (_SCALE, _ONLY, _OUT, _WORKDIR, _STRICT, _CACHE_DIR):
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[holder.name])
