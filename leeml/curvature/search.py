@@ -3,13 +3,15 @@
 A critical point is where ∇L = 0, whatever its kind; gradient descent on L avoids saddles
 and maxima, so (as in the lecture's source) critical points are found by minimizing
     G(θ) = ½ |∇L(θ)|²,   ∇G = H ∇L   (one Hessian-vector product).
-Two phases: Adam on G (cheap, from anywhere), then Newton steps on the residual
-r(θ) = ∇L(θ) with Jacobian H (small models: dense H), on the eigen-directions whose
-|λ| > μ·max|λ| only (a truncated pseudo-inverse; flat directions are left alone):
-    d = -Σ_{|λ_i| > μ max|λ|} (u_iᵀ ∇L / λ_i) u_i,
-with backtracking on |∇L| and μ shrinking after a step that lowers |∇L|, growing
-otherwise. Newton's method is attracted to critical points of *any* kind (Dauphin et
-al. 2014), which is what makes saddles reachable here while gradient descent avoids them.
+Two phases: Adam on G (cheap, from anywhere), then Levenberg–Marquardt steps on the
+residual r(θ) = ∇L(θ), whose Jacobian is H (small models: dense H, eigendecomposed once
+per step). The LM step minimizes |∇L + H d|² + ν|d|²:
+    d = -(H² + νI)⁻¹ H ∇L = -Σ_i λ_i / (λ_i² + ν) (u_iᵀ ∇L) u_i,
+a Newton step on directions with λ_i² ≫ ν and a short gradient step on G (∇G = H ∇L)
+on the flat ones, so it never jumps along near-zero eigenvalues. ν (relative to max λ²)
+is divided by 10 after a step that lowers |∇L| and multiplied by 10 until one does.
+Newton's method is attracted to critical points of *any* kind (Dauphin et al. 2014),
+which is what makes saddles reachable here while gradient descent avoids them.
 """
 
 from typing import NamedTuple
@@ -71,30 +73,26 @@ def make_gradient_norm_minimizer(loss, *, adam_steps: int, learning_rate: float,
       trace.extend(np.asarray(norms)[:: max(1, adam_steps // 20)].tolist())
     flat, unravel = ravel_pytree(params)
     flat = np.asarray(flat, np.float64)
-    damping = mu
+    nu = mu  # LM damping, relative to max λ²
     gnorm = float(grad_norm(params))
     for _ in range(lm_steps):
       if gnorm <= target:
         break
       g, h = grad_and_hessian(unravel(jnp.asarray(flat, jnp.float32)))
       lam, q = dense.eigh(h)
-      g = np.asarray(g, np.float64)
-      # Newton on ∇L restricted to |λ| > μ·max|λ| (pseudo-inverse), halved until |∇L|
-      # drops; a larger cutoff (more damping) when no halving helps.
-      for _ in range(4):
-        keep = np.abs(lam) > damping * np.max(np.abs(lam))
-        step = -q[:, keep] @ ((q[:, keep].T @ g) / lam[keep])
-        accepted = False
-        for t in (1.0, 0.5, 0.25, 0.125):
-          cand = flat + t * step
-          cnorm = float(grad_norm(unravel(jnp.asarray(cand, jnp.float32))))
-          if cnorm < gnorm:
-            flat, gnorm, accepted = cand, cnorm, True
-            break
-        if accepted:
-          damping = max(damping / 10, 1e-7)
+      coef = q.T @ np.asarray(g, np.float64)
+      scale = float(np.max(lam ** 2)) or 1.0
+      while nu <= 1e6:
+        cand = flat - q @ (lam / (lam ** 2 + nu * scale) * coef)
+        cnorm = float(grad_norm(unravel(jnp.asarray(cand, jnp.float32))))
+        if cnorm < gnorm:
+          flat, gnorm = cand, cnorm
+          nu = max(nu / 10, 1e-12)
           break
-        damping = min(damping * 10, 0.5)
+        nu *= 10
+      else:  # no damping lowers |∇L| (a critical point of G that is not one of L)
+        trace.append(gnorm)
+        break
       trace.append(gnorm)
     params = unravel(jnp.asarray(flat, jnp.float32))
     return SearchResult(params, float(grad_norm(params)), float(value(params)),

@@ -132,7 +132,7 @@ def minimum_ratio_points(cfg, seeds, rtol: float) -> list[dict]:
 
   search = curvature.make_gradient_norm_minimizer(
       loss, adam_steps=cfg.adam_steps, learning_rate=cfg.adam_learning_rate,
-      lm_steps=cfg.newton_steps)
+      lm_steps=cfg.newton_steps, target=cfg.search_target)
   points = []
   for seed in seeds:
     p0 = model.init(jax.random.PRNGKey(seed), x[:1])["params"]
