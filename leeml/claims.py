@@ -42,7 +42,10 @@ class Stat:
 
   @property
   def std(self) -> float:
-    return float(np.std(self.values, ddof=1)) if self.n > 1 else 0.0
+    if self.n < 2:
+      return 0.0
+    with np.errstate(invalid="ignore"):  # inf values ("never reached") give nan, quietly
+      return float(np.std(self.values, ddof=1))
 
   def __str__(self) -> str:
     return f"{_fmt(self.mean)} ± {_fmt(self.std)} (n={self.n})"

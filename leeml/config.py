@@ -147,7 +147,7 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
   _one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
   _one_of("schedule.name", config.schedule.name, optim.SCHEDULES)
   for field, valid in (("activation", layers.ACTIVATIONS), ("norm", layers.NORMS),
-                       ("pool", layers.POOLS)):
+                       ("pool", layers.POOLS), ("weight_param", layers.WEIGHT_PARAMS)):
     if field in config.model:
       _one_of(f"model.{field}", config.model[field], valid)
 

@@ -95,8 +95,10 @@ def test_get_model_from_config_and_fields():
                                        dense_width=0, activation="tanh", norm="none"))
   model = models.get_model(cfg, num_outputs=7)
   assert isinstance(model, models.CNN) and model.channels == (4,) and model.num_outputs == 7
-  assert set(models.model_fields("mlp")) == {"depth", "width", "activation", "residual", "norm"}
-  with pytest.raises(ValueError, match=r"^model.name='vgg' is not one of: cnn, mlp$"):
+  assert set(models.model_fields("mlp")) == {"depth", "width", "activation", "residual", "norm",
+                                             "weight_param"}
+  with pytest.raises(ValueError, match=(r"^model.name='vgg' is not one of: cnn, "
+                                        r"locally_connected, mlp, residual_mlp, st_cnn, vit$")):
     models.get_model_class("vgg")
 
 

@@ -5,9 +5,20 @@ import dataclasses
 import flax.linen as nn
 
 from leeml.models.cnn import CNN
+from leeml.models.locally_connected import LocallyConnectedNet
 from leeml.models.mlp import MLP
+from leeml.models.residual_mlp import ResidualMLP
+from leeml.models.spatial_transformer import STCNN
+from leeml.models.vit import ViT
 
-MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN}
+MODELS: dict[str, type[nn.Module]] = {
+    "mlp": MLP,
+    "residual_mlp": ResidualMLP,
+    "cnn": CNN,
+    "locally_connected": LocallyConnectedNet,
+    "st_cnn": STCNN,
+    "vit": ViT,
+}
 
 # Module fields set by the training core, not by the `model` config section.
 _RESERVED = ("parent", "name", "num_outputs")

@@ -1,5 +1,6 @@
 """A small convolutional network (lecture 9): conv blocks with pooling, then dense layers."""
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -7,9 +8,11 @@ import jax.numpy as jnp
 
 from leeml.models import layers
 
+PADDINGS = ("SAME", "VALID")
+
 
 class CNN(nn.Module):
-  """For each entry of `channels`: Conv(k x k, 'SAME') -> Norm -> activation -> 2x2 pool.
+  """For each entry of `channels`: Conv(k x k, strides, padding) -> Norm -> activation -> pool.
 
   Then flatten -> Dense(dense_width) -> activation -> Dense(num_outputs). Inputs are
   NHWC; a 3-D batch (N, H, W) is given a channel axis.
@@ -21,6 +24,12 @@ class CNN(nn.Module):
   dense_width: int = 256
   activation: str = "relu"
   norm: str = "none"
+  # Lecture 9's "stride" and "padding" of every conv layer. Stride 1 + 'SAME' (the
+  # default) uses layers.Conv2D's fast path; anything else is nn.Conv (same params).
+  strides: int = 1
+  padding: str = "SAME"
+  # Lecture 7: every conv/dense kernel reparametrized (layers.WEIGHT_PARAMS).
+  weight_param: str = "standard"
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
@@ -31,9 +40,18 @@ class CNN(nn.Module):
       x = x[..., None]
     # conv -> relu -> max-pool without a norm in between is computed by the conv layer in
     # the cheaper, equivalent order max-pool -> bias -> relu (see layers.Conv2D).
-    fuse = self.norm == "none" and self.pool == "max" and self.activation == "relu"
+    if self.padding not in PADDINGS:
+      raise ValueError(f"model.padding={self.padding!r} is not one of: {', '.join(PADDINGS)}")
+    fast = self.strides == 1 and self.padding == "SAME"
+    fuse = fast and self.norm == "none" and self.pool == "max" and self.activation == "relu"
+    def rp(layer):  # `layer` itself for "standard"; see layers.reparametrized
+      return functools.partial(layers.reparametrized(
+          layer, self.weight_param, name=f"{layer.name}_{self.weight_param}"), train=train)
     for i, c in enumerate(self.channels):
-      conv = layers.Conv2D(c, self.kernel_size, name=f"conv_{i}")
+      k = self.kernel_size
+      conv = (layers.Conv2D(c, k, name=f"conv_{i}") if fast else
+              nn.Conv(c, (k, k), strides=self.strides, padding=self.padding, name=f"conv_{i}"))
+      conv = rp(conv)
       if fuse:
         x = conv(x, max_pool_relu=True)
         continue
@@ -41,5 +59,5 @@ class CNN(nn.Module):
       x = layers.pool_2x2(act(x), self.pool)
     x = jnp.reshape(x, (x.shape[0], -1))
     if self.dense_width > 0:
-      x = act(nn.Dense(self.dense_width, name="dense")(x))
-    return nn.Dense(self.num_outputs, name="head")(x)
+      x = act(rp(nn.Dense(self.dense_width, name="dense"))(x))
+    return rp(nn.Dense(self.num_outputs, name="head"))(x)

@@ -4,6 +4,7 @@ Each choice is a name in a plain dict; `get_*` raises a one-line ValueError list
 valid names (init2winit style), so a typo in a config fails before anything compiles.
 """
 
+import math
 from typing import Callable
 
 import flax.linen as nn
@@ -28,7 +29,20 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "identity": lambda x: x,
 }
 
-NORMS = ("none", "batch", "layer")
+# Activation normalizers (lecture 7, "many variants of normalization"): which axes the
+# mean and variance are taken over, for an activation of shape (B, [H, W,] C):
+#   batch    over B (and H, W): running averages for eval mode (Ioffe & Szegedy, 2015)
+#   layer    over all of C (and H, W), per example (Ba et al., 2016)
+#   group    over C split into groups (and H, W), per example (Wu & He, 2018)
+#   instance over H, W per example and channel (Ulyanov et al., 2016); needs spatial axes
+NORMS = ("none", "batch", "layer", "group", "instance")
+# Norms that are undefined without spatial axes (an MLP's (B, C) activations): instance
+# norm would normalize a single number per (example, channel) and output only its bias.
+SPATIAL_NORMS = ("instance",)
+# Weight reparametrizations of every Dense/Conv kernel of a model (not activation norms):
+#   weight_norm    w = g * v / ||v|| per output unit (Salimans & Kingma, 2016)
+#   spectral_norm  W / sigma_max(W), sigma_max by power iteration (Miyato et al., 2018)
+WEIGHT_PARAMS = ("standard", "weight_norm", "spectral_norm")
 POOLS = ("none", "max", "avg")
 
 
@@ -42,8 +56,16 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
   return ACTIVATIONS[name]
 
 
-def check_norm(name: str) -> None:
+def check_norm(name: str, *, spatial: bool = True) -> None:
+  """Raises ValueError unless `name` is in NORMS (and, without spatial axes, is defined)."""
   _one_of("model.norm", name, NORMS)
+  if not spatial and name in SPATIAL_NORMS:
+    raise ValueError(f"model.norm={name!r} needs spatial axes (a CNN); an MLP's "
+                     f"activations have one value per (example, channel)")
+
+
+def check_weight_param(name: str) -> None:
+  _one_of("model.weight_param", name, WEIGHT_PARAMS)
 
 
 def check_pool(name: str) -> None:
@@ -53,12 +75,21 @@ def check_pool(name: str) -> None:
 class Norm(nn.Module):
   """Normalization by name; 'batch' keeps running statistics in the `batch_stats` collection.
 
+  For an activation x of shape (B, [H, W,] C), each kind computes
+  y = (x - mean) / sqrt(var + eps) * gamma + beta with per-channel gamma, beta and
+  mean/var over: 'batch' B (and H, W) -- in eval mode (`train=False`) the running
+  averages r <- momentum * r + (1 - momentum) * (batch statistic) instead; 'layer' C
+  (and H, W) per example; 'group' each of `num_groups` groups of C/num_groups channels
+  (and H, W) per example (gcd(num_groups, C) groups, so the groups always divide C;
+  32 is the GroupNorm paper's default); 'instance' H, W per example and channel.
+
   Under a data-sharded `jit` the batch statistics are those of the *global* batch: the
   mean is a reduction over a sharded axis, so XLA inserts the all-reduce (no axis_name
   bookkeeping, unlike pmap).
   """
   kind: str = "none"
   momentum: float = 0.9
+  num_groups: int = 32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -68,8 +99,37 @@ class Norm(nn.Module):
       return nn.BatchNorm(use_running_average=not train, momentum=self.momentum)(x)
     if self.kind == "layer":
       return nn.LayerNorm()(x)
+    if self.kind == "group":
+      groups = math.gcd(self.num_groups, x.shape[-1])
+      # Reduce over every non-batch axis: flax infers them only for the init-time rank.
+      return nn.GroupNorm(num_groups=groups, reduction_axes=tuple(range(1, x.ndim)))(x)
+    if self.kind == "instance":
+      check_norm(self.kind, spatial=x.ndim > 2)  # raises on (B, C)
+      return nn.InstanceNorm()(x)
     check_norm(self.kind)  # raises
     return x
+
+
+def reparametrized(layer: nn.Module, weight_param: str, *, name: str | None = None):
+  """`layer` (a Dense or Conv2D) with its kernel reparametrized; returns `f(x, train, **kw)`.
+
+  Call inside a compact method: `layer` keeps its own name and parameters (so 'standard'
+  is exactly `layer`), and the wrapper `name` holds only what the reparametrization adds.
+  'weight_norm' (nn.WeightNorm): kernel = scale * v / ||v||, the norm over all axes but the
+  output one, a learned `scale` per output unit (init 1). 'spectral_norm'
+  (nn.SpectralNorm): kernel = W / sigma, sigma the top singular value of W reshaped to
+  (-1, out) estimated by one power-iteration step per call; the iteration's vector `u`
+  and `sigma` live in `batch_stats` and are updated only when `train=True` (leeml.steps
+  already treats `batch_stats` as mutable in training; eval mode reuses the stored `u`).
+  """
+  check_weight_param(weight_param)
+  if weight_param == "weight_norm":
+    wrapped = nn.WeightNorm(layer, name=name)
+    return lambda x, train, **kw: wrapped(x, **kw)
+  if weight_param == "spectral_norm":
+    wrapped = nn.SpectralNorm(layer, name=name)
+    return lambda x, train, **kw: wrapped(x, update_stats=train, **kw)
+  return lambda x, train, **kw: layer(x, **kw)
 
 
 def pool_2x2(x: jax.Array, kind: str) -> jax.Array:

@@ -11,7 +11,10 @@ class MLP(nn.Module):
 
   The input is flattened, so the same model takes vectors or images. With
   `residual=True` every hidden layer after the first adds its input back (h + f(h)); the
-  first layer changes the dimension, so it has no skip.
+  first layer changes the dimension, so it has no skip. `norm` is an activation
+  normalizer of `layers.NORMS` ('instance' needs spatial axes, so an MLP rejects it);
+  `weight_param` reparametrizes every Dense kernel, the head's included
+  (`layers.WEIGHT_PARAMS`: 'weight_norm', 'spectral_norm'; see `layers.reparametrized`).
   """
   num_outputs: int
   depth: int = 2
@@ -19,15 +22,21 @@ class MLP(nn.Module):
   activation: str = "relu"
   residual: bool = False
   norm: str = "none"
+  weight_param: str = "standard"
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     act = layers.get_activation(self.activation)
-    layers.check_norm(self.norm)
+    layers.check_norm(self.norm, spatial=False)
+    wp = self.weight_param
+
+    def dense(features, name):
+      return layers.reparametrized(nn.Dense(features, name=name), wp, name=f"{name}_{wp}")
+
     h = jnp.reshape(x, (x.shape[0], -1))
     for i in range(self.depth):
-      y = nn.Dense(self.width, name=f"dense_{i}")(h)
+      y = dense(self.width, f"dense_{i}")(h, train)
       y = layers.Norm(self.norm, name=f"norm_{i}")(y, train=train)
       y = act(y)
       h = h + y if (self.residual and i > 0) else y
-    return nn.Dense(self.num_outputs, name="head")(h)
+    return dense(self.num_outputs, "head")(h, train)

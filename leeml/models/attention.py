@@ -1,0 +1,359 @@
+"""Self-attention (lectures 10-11): scaled dot-product attention, masks, multi-head
+attention, positional encodings and a Transformer encoder, all Flax Linen and pure.
+
+Shapes follow flax: queries/keys/values are [batch, length, heads, head_dim]; attention
+weights are [batch, heads, q_len, kv_len]; a boolean `mask` (True = attend) and an additive
+`bias` broadcast to the weights' shape. `MultiHeadAttention` keeps flax's parameter layout
+(`query`/`key`/`value`/`out` with DenseGeneral kernels), so a
+`flax.linen.MultiHeadDotProductAttention` parameter tree loads into it unchanged.
+
+Masked positions get exactly zero weight. One difference from flax: a query whose every
+key is masked (e.g. a padding query) gets all-zero weights, so its output is the output
+bias, where flax spreads it uniformly over the masked keys. (The exact conv-as-attention
+construction relies on this: an off-image offset contributes zero, as zero padding does.)
+
+Vaswani et al., "Attention is all you need", NeurIPS 2017 (scaled dot-product attention,
+sinusoidal positions); Shaw et al., NAACL 2018 (relative positions).
+"""
+
+from typing import Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+# --------------------------------------------------------------------------------------
+# Scaled dot-product attention and masks.
+# --------------------------------------------------------------------------------------
+
+
+def attention_weights(q: Array, k: Array, mask: Optional[Array] = None,
+                      bias: Optional[Array] = None) -> Array:
+  """softmax(q k^T / sqrt(d) + bias) over keys, with masked keys at exactly zero.
+
+  Args:
+    q: [batch, q_len, heads, head_dim] queries.
+    k: [batch, kv_len, heads, head_dim] keys.
+    mask: optional boolean, broadcastable to [batch, heads, q_len, kv_len]; True = attend.
+    bias: optional additive scores, broadcastable to [batch, heads, q_len, kv_len].
+
+  Returns:
+    [batch, heads, q_len, kv_len] weights; each row sums to 1, or to 0 if fully masked.
+  """
+  scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+  if bias is not None:
+    scores = scores + bias
+  if mask is None:
+    return jax.nn.softmax(scores, axis=-1)
+  mask = jnp.broadcast_to(mask, scores.shape)
+  scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+  weights = jax.nn.softmax(scores, axis=-1)
+  # exp(min - max) is already 0 when a row has an unmasked key; the `where` makes masked
+  # entries exactly 0 in every row, fully masked ones included.
+  return jnp.where(mask, weights, 0.0)
+
+
+def dot_product_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None,
+                          bias: Optional[Array] = None) -> tuple[Array, Array]:
+  """Scaled dot-product attention: out_q = sum_k softmax_k(q.k / sqrt(d)) v_k.
+
+  Args:
+    q: [batch, q_len, heads, head_dim].
+    k: [batch, kv_len, heads, head_dim].
+    v: [batch, kv_len, heads, v_dim].
+    mask: optional boolean mask broadcastable to [batch, heads, q_len, kv_len].
+    bias: optional additive score bias, same broadcasting.
+
+  Returns:
+    (out [batch, q_len, heads, v_dim], weights [batch, heads, q_len, kv_len]).
+  """
+  weights = attention_weights(q, k, mask, bias)
+  return jnp.einsum("bhqk,bkhd->bqhd", weights, v), weights
+
+
+def padding_mask(lengths_or_valid: Array, length: Optional[int] = None, *,
+                 queries: bool = False) -> Array:
+  """A key-padding mask [batch, 1, 1|q_len, kv_len] (True = a real token).
+
+  Args:
+    lengths_or_valid: [batch] integer lengths (tokens 0..len-1 are real), or a [batch,
+      length] boolean array of valid positions.
+    length: the padded length (required with integer lengths).
+    queries: also mask padding *queries* (rows): the result is
+      [batch, 1, length, length] with True only where query and key are both real.
+  """
+  x = jnp.asarray(lengths_or_valid)
+  if x.dtype == jnp.bool_:
+    valid = x
+  else:
+    if length is None:
+      raise ValueError("padding_mask: `length` is required with integer lengths")
+    valid = jnp.arange(length)[None, :] < x[:, None]
+  if queries:
+    return valid[:, None, :, None] & valid[:, None, None, :]
+  return valid[:, None, None, :]
+
+
+def causal_mask(length: int) -> Array:
+  """[1, 1, length, length] lower-triangular mask: query i attends to keys j <= i."""
+  return jnp.tril(jnp.ones((length, length), jnp.bool_))[None, None]
+
+
+# --------------------------------------------------------------------------------------
+# Multi-head attention.
+# --------------------------------------------------------------------------------------
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head attention with flax's parameter layout (no dropout on the weights).
+
+  q/k/v_h = x W_{q,k,v}^h + b (kernels [in, heads, head_dim]); head outputs are
+  concatenated and projected by `out` (kernel [heads, head_dim, out_features]).
+
+  Attributes:
+    num_heads: number of heads.
+    qkv_features: total q/k/v width (heads * head_dim); default the input width.
+    out_features: output width; default the input width.
+    use_bias: biases on the four projections.
+  """
+  num_heads: int
+  qkv_features: Optional[int] = None
+  out_features: Optional[int] = None
+  use_bias: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x: Array, context: Optional[Array] = None, mask: Optional[Array] = None,
+               bias: Optional[Array] = None, return_weights: bool = False):
+    """Self-attention over `x` [batch, len, features], or cross-attention to `context`.
+
+    Returns the output [batch, len, out_features], and with `return_weights` also the
+    attention weights [batch, heads, q_len, kv_len].
+    """
+    context = x if context is None else context
+    qkv = self.qkv_features or x.shape[-1]
+    if qkv % self.num_heads:
+      raise ValueError(f"qkv_features={qkv} is not divisible by num_heads={self.num_heads}")
+    head_dim = qkv // self.num_heads
+    dense = lambda name: nn.DenseGeneral(  # noqa: E731
+        (self.num_heads, head_dim), axis=-1, use_bias=self.use_bias,
+        kernel_init=self.kernel_init, bias_init=self.bias_init, name=name)
+    q, k, v = dense("query")(x), dense("key")(context), dense("value")(context)
+    out, weights = dot_product_attention(q, k, v, mask, bias)
+    out = nn.DenseGeneral(self.out_features or x.shape[-1], axis=(-2, -1),
+                          use_bias=self.use_bias, kernel_init=self.kernel_init,
+                          bias_init=self.bias_init, name="out")(out)
+    return (out, weights) if return_weights else out
+
+
+# --------------------------------------------------------------------------------------
+# Positional encodings.
+# --------------------------------------------------------------------------------------
+
+
+def sinusoidal_positions(length: int, dim: int, max_period: float = 10_000.0) -> Array:
+  """[length, dim] sinusoidal encodings (Vaswani et al. 2017, section 3.5).
+
+  PE[p, 2i] = sin(p / T^(2i/dim)), PE[p, 2i+1] = cos(p / T^(2i/dim)), T = max_period; an
+  odd `dim` drops the last cosine.
+  """
+  pos = np.arange(length, dtype=np.float64)[:, None]
+  freq = max_period ** (-np.arange(0, dim, 2, dtype=np.float64) / dim)
+  pe = np.zeros((length, dim + dim % 2))
+  pe[:, 0::2] = np.sin(pos * freq)
+  pe[:, 1::2] = np.cos(pos * freq)
+  return jnp.asarray(pe[:, :dim], jnp.float32)
+
+
+def sinusoidal_positions_2d(height: int, width: int, dim: int) -> Array:
+  """[height * width, dim] 2-D sinusoidal encodings, tokens in row-major order.
+
+  The first dim/2 features encode the row, the other dim/2 the column (as in MAE/ViT
+  "sincos2d"); `dim` must be even.
+  """
+  if dim % 2:
+    raise ValueError(f"sinusoidal_positions_2d needs an even dim, got {dim}")
+  rows = sinusoidal_positions(height, dim // 2)
+  cols = sinusoidal_positions(width, dim // 2)
+  grid_r = jnp.repeat(rows, width, axis=0)
+  grid_c = jnp.tile(cols, (height, 1))
+  return jnp.concatenate([grid_r, grid_c], axis=-1)
+
+
+class LearnedPositions(nn.Module):
+  """Adds a learned [length, features] embedding to x [batch, length, features]."""
+  init_std: float = 0.02
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    pos = self.param("embedding", nn.initializers.normal(self.init_std), x.shape[-2:],
+                     jnp.float32)
+    return x + pos.astype(x.dtype)
+
+
+def grid_positions(height: int, width: int) -> np.ndarray:
+  """[height * width, 2] (row, col) coordinates of a row-major image grid."""
+  r, c = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+  return np.stack([r.ravel(), c.ravel()], axis=-1)
+
+
+def relative_offsets_2d(height: int, width: int) -> np.ndarray:
+  """[hw, hw, 2] integer offsets key - query (d_row, d_col) between grid tokens."""
+  p = grid_positions(height, width)
+  return p[None, :, :] - p[:, None, :]
+
+
+def relative_offsets_1d(q_len: int, kv_len: Optional[int] = None) -> np.ndarray:
+  """[q_len, kv_len] integer offsets key - query."""
+  kv_len = q_len if kv_len is None else kv_len
+  return np.arange(kv_len)[None, :] - np.arange(q_len)[:, None]
+
+
+class RelativePositionBias(nn.Module):
+  """A learned scalar per head and relative offset, as an attention bias (Shaw et al. 2018;
+  T5 without bucketing). Offsets beyond +-max_distance share the edge value.
+
+  Returns a bias [1, heads, q_len, kv_len] for `MultiHeadAttention(..., bias=...)`.
+  """
+  num_heads: int
+  max_distance: int
+
+  @nn.compact
+  def __call__(self, q_len: int, kv_len: Optional[int] = None) -> Array:
+    table = self.param("table", nn.initializers.zeros_init(),
+                       (2 * self.max_distance + 1, self.num_heads), jnp.float32)
+    rel = np.clip(relative_offsets_1d(q_len, kv_len), -self.max_distance, self.max_distance)
+    return jnp.transpose(table[rel + self.max_distance], (2, 0, 1))[None]
+
+
+class RelativePositionBias2D(nn.Module):
+  """A learned scalar per head and 2-D offset (d_row, d_col) between image tokens.
+
+  Table [(2h-1)(2w-1), heads]; returns a bias [1, heads, hw, hw] (Swin-style relative
+  position bias; the general form of the Cordonnier et al. 2020 relative attention).
+  """
+  num_heads: int
+  height: int
+  width: int
+
+  @nn.compact
+  def __call__(self) -> Array:
+    h, w = self.height, self.width
+    table = self.param("table", nn.initializers.zeros_init(),
+                       ((2 * h - 1) * (2 * w - 1), self.num_heads), jnp.float32)
+    rel = relative_offsets_2d(h, w)
+    index = (rel[..., 0] + h - 1) * (2 * w - 1) + (rel[..., 1] + w - 1)
+    return jnp.transpose(table[index], (2, 0, 1))[None]
+
+
+# --------------------------------------------------------------------------------------
+# Transformer encoder.
+# --------------------------------------------------------------------------------------
+
+NORM_POSITIONS = ("pre", "post")
+
+
+class EncoderBlock(nn.Module):
+  """One Transformer encoder block: self-attention and an MLP, each with a residual.
+
+  "pre" (ViT, Xiong et al. 2020): x + Attn(LN(x)), then x + MLP(LN(x)).
+  "post" (Vaswani et al. 2017): LN(x + Attn(x)), then LN(x + MLP(x)).
+  Dropout (rate `dropout`, only with train=True and a 'dropout' rng) on each branch output.
+  """
+  num_heads: int
+  mlp_dim: int
+  dropout: float = 0.0
+  norm_position: str = "pre"
+  qkv_features: Optional[int] = None
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Optional[Array] = None, bias: Optional[Array] = None,
+               *, train: bool = False, return_weights: bool = False):
+    if self.norm_position not in NORM_POSITIONS:
+      raise ValueError(f"norm_position={self.norm_position!r} is not one of: "
+                       f"{', '.join(NORM_POSITIONS)}")
+    pre = self.norm_position == "pre"
+    drop = nn.Dropout(self.dropout, deterministic=not train)
+    attn = MultiHeadAttention(self.num_heads, self.qkv_features, name="attention")
+    mlp = _Mlp(self.mlp_dim, self.dropout, name="mlp")
+    h = nn.LayerNorm(name="norm_attention")(x) if pre else x
+    h, weights = attn(h, mask=mask, bias=bias, return_weights=True)
+    x = x + drop(h)
+    if not pre:
+      x = nn.LayerNorm(name="norm_attention")(x)
+    h = nn.LayerNorm(name="norm_mlp")(x) if pre else x
+    x = x + drop(mlp(h, train=train))
+    if not pre:
+      x = nn.LayerNorm(name="norm_mlp")(x)
+    return (x, weights) if return_weights else x
+
+
+class _Mlp(nn.Module):
+  """Dense(hidden) -> GELU -> dropout -> Dense(input width)."""
+  hidden: int
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool) -> Array:
+    h = nn.gelu(nn.Dense(self.hidden, name="hidden")(x))
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    return nn.Dense(x.shape[-1], name="output")(h)
+
+
+class Encoder(nn.Module):
+  """`num_layers` EncoderBlocks (plus a final LayerNorm when norm_position='pre').
+
+  Called as (x, mask=None, bias=None, train=False, return_weights=False); with
+  `return_weights` returns (outputs, [per-layer weights [batch, heads, len, len]]).
+  """
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+  dropout: float = 0.0
+  norm_position: str = "pre"
+  qkv_features: Optional[int] = None
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Optional[Array] = None, bias: Optional[Array] = None,
+               *, train: bool = False, return_weights: bool = False):
+    all_weights = []
+    for i in range(self.num_layers):
+      x, w = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout, self.norm_position,
+                          self.qkv_features, name=f"block_{i}")(
+                              x, mask, bias, train=train, return_weights=True)
+      all_weights.append(w)
+    if self.norm_position == "pre":
+      x = nn.LayerNorm(name="norm_out")(x)
+    return (x, all_weights) if return_weights else x
+
+
+def mean_attention_distance(weights: Array, positions: Array) -> Array:
+  """Mean distance attended, per head: sum_k w_qk |p_q - p_k|, averaged over queries.
+
+  The ViT paper's "attention distance" (Dosovitskiy et al. 2021, Fig. 7), here averaged
+  over the batch too.
+
+  Args:
+    weights: [batch, heads, len, len] attention weights (rows sum to 1).
+    positions: [len, d] token coordinates (e.g. pixel centres of patches).
+
+  Returns:
+    [heads] mean distances, in the units of `positions`.
+  """
+  p = jnp.asarray(positions, jnp.float32)
+  dist = jnp.sqrt(jnp.sum((p[:, None, :] - p[None, :, :]) ** 2, axis=-1))
+  return jnp.einsum("bhqk,qk->h", weights, dist) / (weights.shape[0] * weights.shape[2])
+
+
+__all__: Sequence[str] = (
+    "attention_weights", "dot_product_attention", "padding_mask", "causal_mask",
+    "MultiHeadAttention", "sinusoidal_positions", "sinusoidal_positions_2d",
+    "LearnedPositions", "grid_positions", "relative_offsets_1d", "relative_offsets_2d",
+    "RelativePositionBias", "RelativePositionBias2D", "EncoderBlock", "Encoder",
+    "mean_attention_distance",
+)
