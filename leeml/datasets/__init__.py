@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Callable, Mapping
 
 from leeml import data
-from leeml.datasets import builders, synthetic, tfds_real
+from leeml.datasets import builders, distorted, synthetic, tfds_real
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,3 +91,10 @@ register(DatasetSpec(
     dict(num_train=256, num_test=1024, low=0.0, high=1.0, depth=4, noise=0.0, seed=0),
     "1-D regression (num_classes=0, loss 'mse'): Telgarsky's depth-`depth` sawtooth on "
     "[0, 1], 2^depth linear pieces (lectures 1-2, deep vs fat)."))
+register(DatasetSpec(
+    "distorted_digits", distorted.load,
+    dict(variant="RTS", canvas_size=28, digit_size=16, max_angle=45.0, min_scale=0.7,
+         max_scale=1.2, train_copies=4, test_copies=4, seed=0, data_dir=""),
+    "The real digits upsampled to digit_size and randomly warped on a canvas (lecture 9, "
+    "the STN paper's distorted MNIST): 'R' rotation +-max_angle; 'RTS' also scale "
+    "[min_scale, max_scale] and translation; copies per train/test digit, fixed seed."))
