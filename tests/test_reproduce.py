@@ -199,3 +199,26 @@ def test_binary_help_and_unknown_name(tmp_path):
                         capture_output=True, text=True, timeout=60)
   assert proc.returncode == 1, proc.stderr
   assert "--[no]strict" in proc.stdout and "Exit status: 0 when it ran" in proc.stdout
+
+
+def test_every_experiment_has_its_own_binary_with_the_reproduce_flags(tmp_path):
+  """experiments/<lecture>.py runs exactly one experiment, with --out report/<name>."""
+  reproduce.load_lectures()
+  sources = {}
+  for name in os.listdir(os.path.join(REPO, "experiments")):
+    if name.endswith(".py"):
+      with open(os.path.join(REPO, "experiments", name)) as f:
+        sources[name] = f.read()
+  for exp in sorted(lectures.EXPERIMENTS):
+    owners = [n for n, text in sources.items() if f'reproduce.run(only=["{exp}"])' in text]
+    assert len(owners) == 1, (exp, owners)
+  # One of them, run: an unknown flag value fails the same way; --help names its default.
+  binary = [sys.executable, os.path.join(REPO, "experiments", "lec08_classification.py")]
+  proc = subprocess.run(binary + ["--help"], env=binary_env(), cwd=tmp_path,
+                        capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 1, proc.stderr
+  assert "default: 'lec08'" in proc.stdout and "default: 'report/lec08'" in proc.stdout
+  proc = subprocess.run(binary + ["--scale=huge", "--compilation_cache_dir="],
+                        env=binary_env(), cwd=tmp_path, capture_output=True, text=True,
+                        timeout=60)
+  assert proc.returncode == 2 and "unknown scale 'huge'" in proc.stderr

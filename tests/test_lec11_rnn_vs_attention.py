@@ -1,0 +1,93 @@
+"""Lectures 10-11: self-attention vs RNN — step counting, timing helpers, end to end."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import lec11_rnn_vs_attention as lec11_config
+from leeml import claims
+from leeml.lectures import lec11_rnn_vs_attention as lec11
+from leeml.models import sequence
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _quick_compiles():
+  """Tiny shapes: XLA's optimizations cost more compile time than they save here."""
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", before)
+
+
+def test_loop_iterations_add_in_sequence_and_multiply_when_nested():
+  def f(x):
+    def inner(c, _):
+      return c * 2.0, None
+    def outer(c, _):
+      return jax.lax.scan(inner, c, None, length=3)[0], None
+    y = jax.lax.scan(outer, x, None, length=4)[0]            # 4 × 3
+    return jax.lax.scan(lambda c, _: (c + 1.0, None), y, None, length=5)[0]   # + 5
+  assert lec11.loop_iterations(jax.make_jaxpr(f)(1.0).jaxpr) == 17
+  assert lec11.loop_iterations(jax.make_jaxpr(jnp.sin)(1.0).jaxpr) == 0
+
+
+@pytest.mark.parametrize("length", [5, 12])
+def test_sequential_steps_rnn_is_length_attention_is_one(length):
+  for kind in sequence.KINDS:
+    m = sequence.make(kind, 8, num_outputs=4, vocab_size=9, num_heads=2)
+    want = 1 if kind == "attention" else length
+    assert lec11.sequential_steps(m, length) == want, kind
+
+
+def test_loglog_slope_and_crossover():
+  ls = [16, 64, 256, 1024]
+  assert lec11.loglog_slope(ls, [3.0 * L ** 2 for L in ls], 64) == pytest.approx(2.0)
+  assert lec11.loglog_slope(ls, [7.0 * L for L in ls], 16) == pytest.approx(1.0)
+  t = {"attention": {L: {"ms": v} for L, v in zip(ls, [1, 2, 50, 900])},
+       "lstm": {L: {"ms": v} for L, v in zip(ls, [3, 10, 40, 160])}}
+  assert lec11.crossover(t, "lstm", ls) == ("attention is faster at L=16; LSTM overtakes "
+                                            "at L=256")
+
+
+def test_vmapped_seeds_equal_single_runs():
+  cfg = lec11_config.get_config("smoke")
+  cfg.train.num_steps = 5
+  model = lec11.build_models(cfg, 8)["gru"].model
+  both = lec11.train_recall(model, cfg.train, cfg.task, 8, (0, 1))
+  one = lec11.train_recall(model, cfg.train, cfg.task, 8, (1,))
+  np.testing.assert_allclose(both["loss"][1], one["loss"][0], rtol=1e-4)
+  assert both["accuracy"][1] == one["accuracy"][0]
+  assert not np.allclose(both["loss"][0], both["loss"][1])   # seeds differ
+
+
+def test_lec11_runs_end_to_end(tmp_path):
+  config = lec11_config.get_config("smoke")
+  config.seeds = (0, 1, 2)
+  config.kinds = ("simple", "attention")   # the two the claims name; keeps compiles few
+  config.distance.lengths = (8,)
+  config.train.num_steps = 10
+  config.timing.lengths = (8, 16)
+  config.timing.warmup = config.timing.repeats = 1
+  config.cost.lengths = (8, 16)          # reuses the timing table's compiles
+  section = lec11.run(config, str(tmp_path))
+  assert [v.claim.id for v in section.verdicts] == [
+      "lec11.parallel.sequential_steps", "lec11.distance.attention_recalls_far",
+      "lec11.distance.simple_rnn_falls_to_chance", "lec11.cost.attention_quadratic"]
+  assert section.verdicts[0].verdict == claims.PASS
+  dist, timing, cost = section.tables
+  # Parameter counts are matched: within 10% of the target, equal to a fresh count.
+  for row in dist.rows:
+    n = int(row[2].replace(",", ""))
+    assert abs(n - config.target_params) <= 0.1 * config.target_params
+  assert [r[0] for r in timing.rows] == ["8", "16"]
+  assert [r[3:] for r in timing.rows] == [("8", "1"), ("16", "1")]
+  # Attention's compiled temporary memory grows with L, faster than the RNNs' (their
+  # activations are O(L·d); attention adds the O(L²) weights).
+  mib = [float(r[2]) for r in cost.rows]
+  assert mib[1] > 1.5 * mib[0] > 0
+  assert dict(section.verdicts[3].numbers)["log-log slope of compiled temp memory"].mean > 1.0
+  for fig in section.figures:
+    assert os.path.getsize(fig.path) > 10_000 and open(fig.path, "rb").read(4) == b"\x89PNG"
