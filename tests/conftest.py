@@ -63,3 +63,13 @@ def free_port() -> int:
 @pytest.fixture
 def workdir(tmp_path):
   return str(tmp_path / "workdir")
+
+
+@pytest.fixture
+def quick_compiles():
+  """Tiny shapes: XLA's optimizations cost more compile time than they save here."""
+  import jax  # pylint: disable=g-import-not-at-top
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", before)

@@ -1,6 +1,5 @@
 """Curvature library: HVP vs dense Hessian, Lanczos vs eigvalsh, SLQ, critical points."""
 
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -14,13 +14,7 @@ from leeml import claims, curvature, models
 from leeml.lectures import lec05_batch_size as lec05
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-  """Tiny shapes: XLA's optimizations cost more compile time than they save here."""
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 
 TINY_MLP = ml_collections.ConfigDict(dict(name="mlp", depth=1, width=4, activation="tanh",

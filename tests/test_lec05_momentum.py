@@ -14,14 +14,6 @@ from leeml import claims
 from leeml.lectures import lec05_momentum as lec05
 
 
-@pytest.fixture
-def quick_compiles():
-  """Tiny shapes: XLA's optimizations cost more compile time than they save here."""
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", before)
-
 
 class Linear(nn.Module):
   num_outputs: int = 2

@@ -13,14 +13,6 @@ from leeml import claims, models
 from leeml.lectures import lec06_adaptive_lr as lec06
 
 
-@pytest.fixture
-def quick_compiles():
-  """Tiny shapes: XLA's optimizations cost more compile time than they save here."""
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", before)
-
 
 def _model(norm_position, depth=2):
   cfg = ml_collections.ConfigDict(dict(name="residual_mlp", depth=depth, width=8, expansion=2,

@@ -77,19 +77,11 @@ def _reduced_config():
   return c
 
 
-@pytest.fixture
-def fast_compiles():
-  # ~10 small models compile here; XLA's optimizations cost more than they save.
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
-
-
 # ~25 s of CPU time (about ten small models compile), more than this file's 30 s budget
 # shares with the rest: run with `pytest -m slow`.
 @pytest.mark.slow
-def test_lec09_runs_end_to_end_and_judges_its_claims(tmp_path, fast_compiles):
-  del fast_compiles
+def test_lec09_runs_end_to_end_and_judges_its_claims(tmp_path, quick_compiles):
+  del quick_compiles
   config = _reduced_config()
   section = lec09.run(config, str(tmp_path))
   ids = [v.claim.id for v in section.verdicts]

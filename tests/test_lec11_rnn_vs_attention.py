@@ -13,13 +13,7 @@ from leeml.lectures import lec11_rnn_vs_attention as lec11
 from leeml.models import sequence
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-  """Tiny shapes: XLA's optimizations cost more compile time than they save here."""
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 
 def test_loop_iterations_add_in_sequence_and_multiply_when_nested():

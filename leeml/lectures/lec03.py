@@ -12,7 +12,6 @@ import os
 import time
 
 import ml_collections
-import numpy as np
 from tqdm.auto import tqdm
 
 from leeml import claims, diagnose, plotting, train

@@ -157,9 +157,9 @@ def _plot_ratio(points, grad_tol, path: str) -> str:
   for group, style, label in ((crit, "o", f"|∇L| ≤ {grad_tol:g}"),
                               (rest, "x", f"|∇L| > {grad_tol:g} (not critical)")):
     if group:
-      sc = ax.scatter([q["loss"] for q in group], [q["ratio"] for q in group],
-                      c=[q["seed"] for q in group], marker=style, cmap="tab10", vmin=0,
-                      vmax=9, label=label)
+      ax.scatter([q["loss"] for q in group], [q["ratio"] for q in group],
+                 c=[q["seed"] for q in group], marker=style, cmap="tab10", vmin=0,
+                 vmax=9, label=label)
   ax.set_xscale("log")
   ax.set_xlabel("training loss at the critical point (MSE)")
   ax.set_ylabel("minimum ratio  #pos / (#pos + #neg)")

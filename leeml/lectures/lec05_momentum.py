@@ -13,7 +13,6 @@ B. On a network: the same MLP, initialization and mini-batches trained by SGD an
 optimizer) is shared with lecture 6's warmup experiment.
 """
 
-import functools
 import os
 import time
 

@@ -14,7 +14,6 @@ B. Warmup: a post-norm residual MLP trained by Adam with and without a linear wa
 import os
 import time
 
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
