@@ -264,12 +264,14 @@ class EncoderBlock(nn.Module):
   "pre" (ViT, Xiong et al. 2020): x + Attn(LN(x)), then x + MLP(LN(x)).
   "post" (Vaswani et al. 2017): LN(x + Attn(x)), then LN(x + MLP(x)).
   Dropout (rate `dropout`, only with train=True and a 'dropout' rng) on each branch output.
+  `residual=False` drops the skip connections (x + f(x) becomes f(x)), for ablations.
   """
   num_heads: int
   mlp_dim: int
   dropout: float = 0.0
   norm_position: str = "pre"
   qkv_features: Optional[int] = None
+  residual: bool = True
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None, bias: Optional[Array] = None,
@@ -283,14 +285,19 @@ class EncoderBlock(nn.Module):
     mlp = _Mlp(self.mlp_dim, self.dropout, name="mlp")
     h = nn.LayerNorm(name="norm_attention")(x) if pre else x
     h, weights = attn(h, mask=mask, bias=bias, return_weights=True)
-    x = x + drop(h)
+    x = _skip(x, drop(h), self.residual)
     if not pre:
       x = nn.LayerNorm(name="norm_attention")(x)
     h = nn.LayerNorm(name="norm_mlp")(x) if pre else x
-    x = x + drop(mlp(h, train=train))
+    x = _skip(x, drop(mlp(h, train=train)), self.residual)
     if not pre:
       x = nn.LayerNorm(name="norm_mlp")(x)
     return (x, weights) if return_weights else x
+
+
+def _skip(x: Array, h: Array, residual: bool) -> Array:
+  """x + h with a residual connection, else h."""
+  return x + h if residual else h
 
 
 class _Mlp(nn.Module):
@@ -317,6 +324,7 @@ class Encoder(nn.Module):
   dropout: float = 0.0
   norm_position: str = "pre"
   qkv_features: Optional[int] = None
+  residual: bool = True
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None, bias: Optional[Array] = None,
@@ -324,12 +332,116 @@ class Encoder(nn.Module):
     all_weights = []
     for i in range(self.num_layers):
       x, w = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout, self.norm_position,
-                          self.qkv_features, name=f"block_{i}")(
+                          self.qkv_features, self.residual, name=f"block_{i}")(
                               x, mask, bias, train=train, return_weights=True)
       all_weights.append(w)
     if self.norm_position == "pre":
       x = nn.LayerNorm(name="norm_out")(x)
     return (x, all_weights) if return_weights else x
+
+
+# --------------------------------------------------------------------------------------
+# Transformer decoder: causal self-attention with a key/value cache, cross-attention.
+# --------------------------------------------------------------------------------------
+
+
+class CausalSelfAttention(nn.Module):
+  """Causal multi-head self-attention with an incremental key/value cache.
+
+  Same parameter layout as `MultiHeadAttention` (`query`/`key`/`value`/`out`). Query i
+  attends keys j <= i (and `mask`, if given).
+
+  With `decode=True` it keeps a 'cache' collection (apply with mutable=['cache']):
+  `cached_key`/`cached_value` [batch, max_len, heads, head_dim] and `cache_index`. When
+  the cache does not exist yet, the call creates it zero-filled with x's shape (so call it
+  once on a [batch, max_len, features] input to size it) and otherwise runs as
+  decode=False. Once it exists, x [batch, n, features] is the next n tokens: their keys
+  and values are written at cache_index..cache_index+n-1 and their queries attend every
+  cached key at or before their own position (Vaswani et al. 2017, section 3.2.3).
+  """
+  num_heads: int
+  qkv_features: Optional[int] = None
+  out_features: Optional[int] = None
+  use_bias: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Optional[Array] = None, *, decode: bool = False,
+               return_weights: bool = False):
+    """x [batch, len, features] -> [batch, len, out_features] (and weights)."""
+    qkv = self.qkv_features or x.shape[-1]
+    if qkv % self.num_heads:
+      raise ValueError(f"qkv_features={qkv} is not divisible by num_heads={self.num_heads}")
+    head_dim = qkv // self.num_heads
+    dense = lambda name: nn.DenseGeneral(  # noqa: E731
+        (self.num_heads, head_dim), axis=-1, use_bias=self.use_bias,
+        kernel_init=self.kernel_init, bias_init=self.bias_init, name=name)
+    q, k, v = dense("query")(x), dense("key")(x), dense("value")(x)
+    length = x.shape[1]
+    causal = causal_mask(length)
+    if decode:
+      ready = self.has_variable("cache", "cached_key")
+      cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+      cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+      index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+      if ready:
+        start = index.value
+        k = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
+        v = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+        cached_k.value, cached_v.value = k, v
+        index.value = start + length
+        q_pos = start + jnp.arange(length)
+        causal = (jnp.arange(k.shape[1])[None, :] <= q_pos[:, None])[None, None]
+    mask = causal if mask is None else causal & mask
+    out, weights = dot_product_attention(q, k, v, mask)
+    out = nn.DenseGeneral(self.out_features or x.shape[-1], axis=(-2, -1),
+                          use_bias=self.use_bias, kernel_init=self.kernel_init,
+                          bias_init=self.bias_init, name="out")(out)
+    return (out, weights) if return_weights else out
+
+
+class DecoderBlock(nn.Module):
+  """One Transformer decoder block: causal self-attention, cross-attention to the encoder
+  output `context`, and an MLP, each a residual branch normalised as in `EncoderBlock`
+  ("pre": x + f(LN(x)); "post": LN(x + f(x)); `residual=False` drops the x +).
+
+  Called as (x, context, context_mask=None, *, train=False, decode=False,
+  return_weights=False); `context_mask` masks encoder keys (e.g. `padding_mask` of the
+  source, [batch, 1, 1, src_len]); `decode` is passed to `CausalSelfAttention`. With
+  `return_weights` also returns (self weights, cross weights).
+  """
+  num_heads: int
+  mlp_dim: int
+  dropout: float = 0.0
+  norm_position: str = "pre"
+  qkv_features: Optional[int] = None
+  residual: bool = True
+
+  @nn.compact
+  def __call__(self, x: Array, context: Array, context_mask: Optional[Array] = None, *,
+               train: bool = False, decode: bool = False, return_weights: bool = False):
+    if self.norm_position not in NORM_POSITIONS:
+      raise ValueError(f"norm_position={self.norm_position!r} is not one of: "
+                       f"{', '.join(NORM_POSITIONS)}")
+    pre = self.norm_position == "pre"
+    drop = nn.Dropout(self.dropout, deterministic=not train)
+
+    def branch(x, name, f):
+      h = nn.LayerNorm(name=f"norm_{name}")(x) if pre else x
+      h, aux = f(h)
+      x = _skip(x, drop(h), self.residual)
+      return (x if pre else nn.LayerNorm(name=f"norm_{name}")(x)), aux
+
+    x, w_self = branch(x, "self_attention", lambda h: CausalSelfAttention(
+        self.num_heads, self.qkv_features, name="self_attention")(
+            h, decode=decode, return_weights=True))
+    x, w_cross = branch(x, "cross_attention", lambda h: MultiHeadAttention(
+        self.num_heads, self.qkv_features, name="cross_attention")(
+            h, context, mask=context_mask, return_weights=True))
+    x, _ = branch(x, "mlp", lambda h: (
+        _Mlp(self.mlp_dim, self.dropout, name="mlp")(h, train=train), None))
+    return (x, (w_self, w_cross)) if return_weights else x
 
 
 def mean_attention_distance(weights: Array, positions: Array) -> Array:
@@ -355,5 +467,5 @@ __all__: Sequence[str] = (
     "MultiHeadAttention", "sinusoidal_positions", "sinusoidal_positions_2d",
     "LearnedPositions", "grid_positions", "relative_offsets_1d", "relative_offsets_2d",
     "RelativePositionBias", "RelativePositionBias2D", "EncoderBlock", "Encoder",
-    "mean_attention_distance",
+    "CausalSelfAttention", "DecoderBlock", "mean_attention_distance",
 )
