@@ -16,6 +16,7 @@ Vaswani et al., "Attention is all you need", NeurIPS 2017 (scaled dot-product at
 sinusoidal positions); Shaw et al., NAACL 2018 (relative positions).
 """
 
+import functools
 from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
@@ -283,21 +284,26 @@ class EncoderBlock(nn.Module):
     drop = nn.Dropout(self.dropout, deterministic=not train)
     attn = MultiHeadAttention(self.num_heads, self.qkv_features, name="attention")
     mlp = _Mlp(self.mlp_dim, self.dropout, name="mlp")
-    h = nn.LayerNorm(name="norm_attention")(x) if pre else x
-    h, weights = attn(h, mask=mask, bias=bias, return_weights=True)
-    x = _skip(x, drop(h), self.residual)
-    if not pre:
-      x = nn.LayerNorm(name="norm_attention")(x)
-    h = nn.LayerNorm(name="norm_mlp")(x) if pre else x
-    x = _skip(x, drop(mlp(h, train=train)), self.residual)
-    if not pre:
-      x = nn.LayerNorm(name="norm_mlp")(x)
+    branch = functools.partial(_branch, pre=pre, residual=self.residual, drop=drop)
+    x, weights = branch(x, "attention",
+                        lambda h: attn(h, mask=mask, bias=bias, return_weights=True))
+    x, _ = branch(x, "mlp", lambda h: (mlp(h, train=train), None))
     return (x, weights) if return_weights else x
 
 
 def _skip(x: Array, h: Array, residual: bool) -> Array:
   """x + h with a residual connection, else h."""
   return x + h if residual else h
+
+
+def _branch(x: Array, name: str, f, *, pre: bool, residual: bool, drop):
+  """One residual sub-layer of a block (called inside the block's compact method):
+  pre-LN x + drop(f(LN(x))) or post-LN LN(x + drop(f(x))); the LayerNorm is named
+  `norm_<name>`. `f` returns (output, aux); returns (new x, aux)."""
+  h = nn.LayerNorm(name=f"norm_{name}")(x) if pre else x
+  h, aux = f(h)
+  x = _skip(x, drop(h), residual)
+  return (x if pre else nn.LayerNorm(name=f"norm_{name}")(x)), aux
 
 
 class _Mlp(nn.Module):
@@ -426,13 +432,7 @@ class DecoderBlock(nn.Module):
                        f"{', '.join(NORM_POSITIONS)}")
     pre = self.norm_position == "pre"
     drop = nn.Dropout(self.dropout, deterministic=not train)
-
-    def branch(x, name, f):
-      h = nn.LayerNorm(name=f"norm_{name}")(x) if pre else x
-      h, aux = f(h)
-      x = _skip(x, drop(h), self.residual)
-      return (x if pre else nn.LayerNorm(name=f"norm_{name}")(x)), aux
-
+    branch = functools.partial(_branch, pre=pre, residual=self.residual, drop=drop)
     x, w_self = branch(x, "self_attention", lambda h: CausalSelfAttention(
         self.num_heads, self.qkv_features, name="self_attention")(
             h, decode=decode, return_weights=True))
