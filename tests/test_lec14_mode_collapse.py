@@ -1,0 +1,69 @@
+"""Lecture 14 (mode collapse): the run configs, the best-variant rule, and the experiment
+end to end at smoke scale (a rerun reuses the finished runs)."""
+
+import os
+
+import numpy as np
+
+from configs import lec14_mode_collapse as config_lib
+from leeml import claims
+from leeml.gan import mixtures
+from leeml.lectures import lec14_mode_collapse as lec
+
+
+def test_run_config_takes_the_variant_fields():
+  config = config_lib.get_config("cpu")
+  c = lec.run_config(config, "grid25", "wgan_gp", seed=2)
+  assert (c.loss, c.critic_steps, c.seed) == ("wgan_gp", 5, 2)
+  assert c.num_steps == config.variants.wgan_gp.num_steps["grid25"]
+  assert c.num_steps // c.eval_every_steps == config.snapshots
+  assert c.d_optimizer.learning_rate == config.variants.wgan_gp.learning_rate
+  assert c.checkpoint_every_steps == c.num_steps
+  assert config.thresholds.ring8_best_modes == 7.5
+  assert config.thresholds.grid25_best_modes == 23.0
+
+
+def test_best_variant_and_final_values():
+  r = {"grid25": {
+      "a": [{"modes": [3, 20], "high_quality": [0.1, 0.5]},
+            {"modes": [4, 22], "high_quality": [0.1, 0.7]}],
+      "b": [{"modes": [9, 21], "high_quality": [0.2, 0.9]},
+            {"modes": [9, 21], "high_quality": [0.2, 0.9]}],
+      "c": [{"modes": [9, 5], "high_quality": [0.2, 0.1]}] * 2}}
+  np.testing.assert_array_equal(lec.final(r, "grid25", "a", "modes"), [20, 22])
+  assert lec.best_variant(r, "grid25") == "b"   # 21 = 21 modes, the higher quality wins
+  check = lec._claims(config_lib.get_config("cpu"))[1].check
+  ev = check(r)
+  assert not ev.passed and "best variant: b" in ev.detail
+  assert ev.numbers["a: modes covered (of 25)"].mean == 21.0
+
+
+def test_lec14_mode_collapse_runs_end_to_end(tmp_path, quick_compiles):
+  config = config_lib.get_config("smoke")
+  config.variants.vanilla.num_steps = dict(ring8=20, grid25=20)
+  del config.variants["spectral_norm"]   # test time; its critic runs in test_gan_train
+  section = lec.run(config, str(tmp_path))
+  assert [v.claim.id for v in section.verdicts] == [
+      "lec14_mode_collapse.best_covers_ring8", "lec14_mode_collapse.best_covers_grid25"]
+  assert all(v.verdict in (claims.PASS, claims.FAIL) for v in section.verdicts)
+  assert all("raised" not in v.detail for v in section.verdicts)
+  for fig in section.figures:
+    assert os.path.getsize(fig.path) > 10_000
+  assert len(section.figures) == 3
+  rows = section.tables[0].rows
+  assert [(row[0], row[1]) for row in rows] == [
+      (m, v) for m in config.mixtures for v in config.variants]
+  # The recorded metrics are those of the saved samples (recomputed here).
+  runs = sorted(os.listdir(tmp_path / "runs"))
+  assert len(runs) == len(config.mixtures) * len(config.variants) * len(config.seeds)
+  run = next(d for d in runs if d.startswith("ring8_vanilla"))
+  samples = np.load(tmp_path / "runs" / run / "samples_0000020.npy")
+  assert samples.shape == (config.eval_samples, 2)
+  centers, std = mixtures.mixture("ring8")
+  v = next(v for v in section.verdicts if v.claim.id.endswith("ring8"))
+  assert v.numbers["vanilla: modes covered (of 8)"].values == (
+      mixtures.modes_covered(samples, centers, std, min_count=config.min_count),)
+  # A rerun reuses every finished run (same directories, same numbers).
+  again = lec.run(config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "runs")) == runs
+  assert again.tables == section.tables
