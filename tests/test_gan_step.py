@@ -1,5 +1,5 @@
 """The alternating GAN step: deterministic given the seed, k critic steps, every loss
-runs, clipping holds, checkpoints resume exactly."""
+runs, clipping holds, checkpoints resume exactly; conditional (dict) batches likewise."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,8 @@ import optax
 import pytest
 
 from leeml import checkpoint
-from leeml.gan import init_gan_state, jit_gan_step, make_gan_step, mixtures, models
+from leeml.gan import conv, init_gan_state, jit_gan_step, make_gan_step, mixtures, models
+from leeml.gan.step import split_real
 
 LATENT = 4
 
@@ -84,3 +85,70 @@ def test_checkpoint_resume_replays_exactly(tmp_path, quick_compiles):
   b, _ = f(restored, real, key)
   for x, y in zip(_leaves(a), _leaves(b)):
     np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------------------------- conditional (dict) batches
+
+
+def _setup_conditional(loss="hinge", critic_steps=2, weight_param="spectral_norm"):
+  g = conv.ConvGenerator(image_size=4, channels=(4,), num_classes=3, embed_dim=2)
+  d = conv.ConvCritic(channels=(4,), num_classes=3, weight_param=weight_param)
+  g_tx, d_tx = optax.adam(1e-2), optax.adam(1e-2)
+  key_x, key_y = jax.random.split(jax.random.PRNGKey(5))
+  real = {"images": jax.random.uniform(key_x, (critic_steps, 8, 4, 4, 1)),
+          "labels": jax.random.randint(key_y, (critic_steps, 8), 0, 3)}
+  sample = jax.tree.map(lambda a: a[0], real)
+  state = init_gan_state(g, d, g_tx, d_tx, jax.random.PRNGKey(0), latent_dim=LATENT,
+                         sample=sample)
+  step = make_gan_step(g, d, g_tx, d_tx, loss=loss, latent_dim=LATENT)
+  return state, step, real, g, d
+
+
+def test_conditional_step_is_deterministic_given_the_seed(quick_compiles):
+  state, step, real, _, _ = _setup_conditional()
+  assert state.g_params["embed"]["embedding"].shape == (3, 2)
+  assert "embed" in state.d_params
+  f = jit_gan_step(step, donate=False)
+  runs = []
+  for _ in range(2):
+    s = state
+    for _ in range(2):
+      s, m = f(s, real, jax.random.PRNGKey(7))
+    runs.append((_leaves(s), float(m["d_loss"]), float(m["g_loss"])))
+  for a, b in zip(runs[0][0], runs[1][0]):
+    np.testing.assert_array_equal(a, b)
+  assert runs[0][1:] == runs[1][1:]
+  assert int(s.d_opt_state[0].count) == 4 and int(s.g_opt_state[0].count) == 2
+  # The labels are an input of the step: other labels, other updates.
+  other = {"images": real["images"], "labels": (real["labels"] + 1) % 3}
+  s_other, _ = f(state, other, jax.random.PRNGKey(7))
+  s_same, _ = f(state, real, jax.random.PRNGKey(7))
+  assert not np.array_equal(_leaves(s_other.g_params)[0], _leaves(s_same.g_params)[0])
+
+
+def test_conditional_critic_output_depends_on_the_label_after_training(quick_compiles):
+  state, step, real, _, d = _setup_conditional()
+  f = jax.jit(step)
+  s = state
+  for _ in range(3):
+    s, _ = f(s, real, jax.random.PRNGKey(3))
+  x = jnp.repeat(real["images"][0, :1], 3, axis=0)
+  out = np.asarray(d.apply({"params": s.d_params, "batch_stats": s.d_stats}, x,
+                           jnp.arange(3)))
+  assert np.ptp(out) > 1e-4, out
+
+
+def test_conditional_wgan_gp_penalizes_image_gradients_only(quick_compiles):
+  state, step, real, _, _ = _setup_conditional(loss="wgan_gp", critic_steps=1,
+                                               weight_param="standard")
+  new, m = jax.jit(step)(state, real, jax.random.PRNGKey(0))
+  assert all(np.isfinite(float(v)) for v in m.values())
+  assert float(m["gradient_penalty"]) > 0
+  assert int(new.step) == 1
+
+
+def test_conditional_batch_must_have_images_and_labels():
+  with pytest.raises(ValueError, match="images"):
+    split_real({"x": jnp.zeros((1, 2, 4, 4, 1)), "labels": jnp.zeros((1, 2), jnp.int32)})
+  x = jnp.zeros((1, 2, 3))
+  assert split_real(x)[0] is x and split_real(x)[1] is None

@@ -8,6 +8,18 @@ holds one real batch per critic step, shape (k, B, ...). All noise is drawn from
 `fold_in(rng, state.step)`, so a run is a function of (seed, step) and a resumed run
 replays exactly. `jit_gan_step` jits it over a `leeml.parallel` mesh: the batch axis of
 `real` is sharded along `data`, the state is replicated (XLA inserts the all-reduces).
+
+Conditional GANs (Mirza & Osindero 2014; projection critic, Miyato & Koyama 2018): `real`
+may be a dict {"images": (k, B, ...), "labels": (k, B) int32}. Then the generator is
+called as G(z, labels) and the critic as D(x, labels). The labels of the generated
+examples are the real batch's labels: critic step i generates for the labels of real
+batch i, the generator step for those of the last real batch. So generated labels follow
+the data's label distribution p(y) (the conditional GAN models p(x | y) only), real and
+fake halves of every critic batch hold the same multiset of labels (the critic cannot
+tell them apart by label frequency), and no extra random numbers are drawn: the
+unconditional step's noise stream is unchanged. The gradient penalty interpolates images
+only, with the (shared) labels held fixed. Unconditional use (`real` an array) is exactly
+as before.
 """
 
 from typing import Any
@@ -40,12 +52,33 @@ class GANState:
                d_opt_state=d_tx.init(d), nonfinite_step=jnp.asarray(-1, jnp.int32))
 
 
+def split_real(real):
+  """(images, labels) of a real batch: `real` itself and None, or a dict's two entries."""
+  if isinstance(real, dict):
+    if set(real) != {"images", "labels"}:
+      raise ValueError(f"a conditional real batch is a dict with keys 'images' and "
+                       f"'labels', got {sorted(real)}")
+    return real["images"], real["labels"]
+  return real, None
+
+
+def _conditioned(labels):
+  """Extra positional arguments of G and D: (labels,) when conditional, else ()."""
+  return () if labels is None else (labels,)
+
+
 def init_gan_state(generator, critic, g_tx, d_tx, key, *, latent_dim: int,
-                   sample: jax.Array) -> GANState:
-  """Initializes both networks from `key` (`sample`: one real batch, for the shapes)."""
+                   sample) -> GANState:
+  """Initializes both networks from `key` (`sample`: one real batch, for the shapes).
+
+  `sample` is an array (B, ...) or, for a conditional GAN, {"images": (B, ...),
+  "labels": (B,)}.
+  """
+  images, labels = split_real(sample)
   kg, kd = jax.random.split(key)
-  g_vars = generator.init(kg, jnp.zeros((sample.shape[0], latent_dim), sample.dtype))
-  d_vars = critic.init(kd, sample)
+  z = jnp.zeros((images.shape[0], latent_dim), images.dtype)
+  g_vars = generator.init(kg, z, *_conditioned(labels))
+  d_vars = critic.init(kd, images, *_conditioned(labels))
   return GANState.create(g_vars, d_vars, g_tx, d_tx)
 
 
@@ -54,6 +87,8 @@ def make_gan_step(generator, critic, g_tx: optax.GradientTransformation,
                   gp_weight: float = 10.0, clip_value: float = 0.01):
   """Returns `step(state, real, rng) -> (state, metrics)`, k = real.shape[0] critic steps.
 
+  `real` is (k, B, ...) or, conditional, {"images": (k, B, ...), "labels": (k, B)} (see
+  the module docstring: generated examples take the real batch's labels).
   Critic step i: z ~ N(0, I), g = G(z) (no gradient to G), one forward of the critic on
   [real_i; g] (so spectral norm updates its statistics once per step), the named critic
   loss (+ gp_weight · gradient penalty for 'wgan_gp'), an update of the critic (then
@@ -62,33 +97,36 @@ def make_gan_step(generator, critic, g_tx: optax.GradientTransformation,
   """
   spec = gan_losses.get_gan_loss(loss)
 
-  def critic_out(d_params, d_stats, x, train):
+  def critic_out(d_params, d_stats, x, labels, train):
     variables = {"params": d_params}
+    cond = _conditioned(labels)
     if d_stats:
       variables["batch_stats"] = d_stats
       if train:
-        out, new = critic.apply(variables, x, train=True, mutable=["batch_stats"])
+        out, new = critic.apply(variables, x, *cond, train=True, mutable=["batch_stats"])
         return out, new["batch_stats"]
-    return critic.apply(variables, x, train=False), d_stats
+    return critic.apply(variables, x, *cond, train=False), d_stats
 
-  def generate(g_params, key, n):
+  def generate(g_params, key, n, labels):
     z = jax.random.normal(key, (n, latent_dim))
-    return generator.apply({"params": g_params}, z, train=True)
+    return generator.apply({"params": g_params}, z, *_conditioned(labels), train=True)
 
   def critic_step(carry, inputs):
     d_params, d_stats, d_opt_state, g_params = carry
-    real, key = inputs
+    (real, labels), key = inputs
     kz, kgp = jax.random.split(key)
-    fake = jax.lax.stop_gradient(generate(g_params, kz, real.shape[0]).astype(real.dtype))
+    fake = jax.lax.stop_gradient(
+        generate(g_params, kz, real.shape[0], labels).astype(real.dtype))
+    both = None if labels is None else jnp.concatenate([labels, labels])
 
     def loss_of(p):
-      out, stats = critic_out(p, d_stats, jnp.concatenate([real, fake]), True)
+      out, stats = critic_out(p, d_stats, jnp.concatenate([real, fake]), both, True)
       r, f = out[: real.shape[0]], out[real.shape[0]:]
       value = spec.critic(r, f)
       gp = jnp.zeros((), value.dtype)
       if spec.gradient_penalty:
-        gp = gan_losses.gradient_penalty(lambda x: critic_out(p, stats, x, False)[0],
-                                         real, fake, kgp)
+        gp = gan_losses.gradient_penalty(
+            lambda x: critic_out(p, stats, x, labels, False)[0], real, fake, kgp)
         value = value + gp_weight * gp
       return value, (stats, gp, jnp.mean(r), jnp.mean(f))
 
@@ -103,14 +141,16 @@ def make_gan_step(generator, critic, g_tx: optax.GradientTransformation,
     return (d_params, stats, d_opt_state, g_params), metrics
 
   def step(state: GANState, real, rng):
-    keys = jax.random.split(jax.random.fold_in(rng, state.step), real.shape[0] + 1)
+    images, labels = split_real(real)
+    keys = jax.random.split(jax.random.fold_in(rng, state.step), images.shape[0] + 1)
     carry = (state.d_params, state.d_stats, state.d_opt_state, state.g_params)
     (d_params, d_stats, d_opt_state, _), d_metrics = jax.lax.scan(
-        critic_step, carry, (real, keys[:-1]))
+        critic_step, carry, ((images, labels), keys[:-1]))
+    g_labels = None if labels is None else labels[-1]
 
     def g_loss_of(gp):
-      fake = generate(gp, keys[-1], real.shape[1]).astype(real.dtype)
-      return spec.generator(critic_out(d_params, d_stats, fake, False)[0])
+      fake = generate(gp, keys[-1], images.shape[1], g_labels).astype(images.dtype)
+      return spec.generator(critic_out(d_params, d_stats, fake, g_labels, False)[0])
 
     g_loss, g_grads = jax.value_and_grad(g_loss_of)(state.g_params)
     g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
