@@ -12,6 +12,8 @@ them. Three entry points:
   decode=True it runs incrementally on a key/value cache (a 'cache' collection, see
   `attention.CausalSelfAttention`); `positions` [len] are then the absolute positions of
   `tgt_in` (e.g. [t] for the t-th decoding step). `leeml.decoding` builds on it.
+  Applied with mutable=["intermediates"], it also returns each decoder layer's
+  cross-attention weights (`cross_attention_<i>`: [batch, heads, len, src_len]).
 
 Config switches: pre-/post-LN (`norm_position`), positional encoding (`positions`:
 sinusoidal | learned | none), `residual`, layers/heads/width/mlp_dim, `dropout`, tied
@@ -118,8 +120,12 @@ class Seq2SeqTransformer(nn.Module):
     table = self.src_embed if self.tie_embeddings else self.tgt_embed
     x = self._embed(tgt_in, table, positions, getattr(self, "tgt_pos", None), train)
     context_mask = self.source_mask(src)
-    for block in self.blocks:
-      x = block(x, encoded, context_mask, train=train, decode=decode)
+    for i, block in enumerate(self.blocks):
+      x, (_, cross) = block(x, encoded, context_mask, train=train, decode=decode,
+                            return_weights=True)
+      # Cross-attention maps [batch, heads, len, src_len] for plots: kept only when
+      # applied with mutable=["intermediates"] (free otherwise).
+      self.sow("intermediates", f"cross_attention_{i}", cross)
     if self.norm_position == "pre":
       x = self.decoder_norm(x)
     return table.attend(x) if self.tie_embeddings else self.output(x)

@@ -1,0 +1,437 @@
+"""Training the encoder-decoder Transformer (lectures 12-13) through the foundation's pieces.
+
+`train_and_evaluate(config, workdir)` is `leeml.train`'s loop for sequence-to-sequence
+data: the same `TrainState`, optax chain (`leeml.optim.make_optimizer`: warmup schedules,
+adam/adamw, clipping from the usual `optimizer`/`schedule` sections), input pipeline
+(batches a function of (seed, step), so a resumed run replays exactly), jitted step with
+the state donated over the device mesh, JSONL/TensorBoard metrics, NaN stop and orbax
+checkpoints with resume. What differs is the step and the evaluation:
+
+* Teacher forcing (lecture 12, "Training"): the decoder reads BOS + the target shifted
+  right and predicts every target token at once; the loss is the per-token cross-entropy
+  averaged over the real (non-PAD) target tokens of the batch, with label smoothing
+  `loss.label_smoothing` (Vaswani et al. 2017, section 5.4). Dropout keys are the run's
+  key folded with the step.
+* Evaluation decodes: token accuracy under teacher forcing, and exact match of the
+  *generated* output (batched, jitted greedy search on the key/value cache, `leeml.decoding`);
+  for text tasks also corpus BLEU (sacrebleu) of the decoded strings. The final test
+  evaluation adds beam search (`decode.beam_size`, GNMT length penalty `decode.alpha`).
+
+Tasks (`task.name`): the generated algorithmic tasks of `leeml.datasets.seq2seq_tasks`
+(copy, reverse, sort, addition), 'dates' (dates written out in one language translated
+into another, `leeml.datasets.dates`), and 'translation' (a real tfds corpus,
+`leeml.datasets.translation`; needs the data prepared online).
+"""
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from tqdm.auto import tqdm
+
+from leeml import (checkpoint, config as config_lib, data, decoding, optim, parallel,
+                   pipeline, runtime, seq2seq_metrics, steps, train)
+from leeml.datasets import dates, seq2seq_tasks
+from leeml.metric_writers import MetricWriter
+from leeml.models import transformer
+from leeml.train_state import TrainState
+
+PAD, BOS, EOS = seq2seq_tasks.PAD, seq2seq_tasks.BOS, seq2seq_tasks.EOS
+TASKS = seq2seq_tasks.TASKS + ("dates", "translation")
+# Seq2SeqTransformer fields a config does not set (they come from the data).
+_MODEL_RESERVED = ("parent", "name", "vocab_size", "pad_id")
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every key of a seq2seq run, with defaults (a small Transformer reversing sequences).
+
+  The run-level keys, `optimizer` and `schedule` are those of `leeml.config.base_config`.
+  """
+  core = config_lib.base_config()
+  c = ml_collections.ConfigDict()
+  for key in ("seed", "num_train_steps", "batch_size", "eval_batch_size", "eval_every_steps",
+              "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "progress_bar",
+              "input_pipeline"):
+    c[key] = core[key]
+  c.batch_size = 64
+  c.eval_batch_size = 256
+  c.keep_checkpoints = 1
+  c.task = ml_collections.ConfigDict(dict(
+      name="reverse", num_train=4096, num_validation=256, num_test=512, seed=0,
+      # algorithmic tasks: sequence lengths (digits, for addition) and alphabet size
+      min_len=1, max_len=8, num_symbols=10,
+      # dates: leeml.datasets.dates.load
+      source_locale="en_US", target_locale="de_DE", target_format="full",
+      source_formats=("",),   # ("",): every format of leeml.datasets.dates.SOURCE_FORMATS
+      # translation: a tfds corpus (leeml.datasets.translation)
+      tfds_name="ted_hrlr_translate/pt_to_en", data_dir="", max_chars=128))
+  c.model = ml_collections.ConfigDict({
+      f.name: f.default for f in dataclasses.fields(transformer.Seq2SeqTransformer)
+      if f.name not in _MODEL_RESERVED and f.default is not dataclasses.MISSING})
+  c.loss = ml_collections.ConfigDict(dict(label_smoothing=0.0))
+  c.optimizer = core.optimizer
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.schedule = core.schedule
+  c.decode = ml_collections.ConfigDict(dict(beam_size=4, alpha=0.6))
+  return c
+
+
+def validate(config) -> None:
+  """Raises `leeml.config.ConfigError` (one line naming the field) for a bad config."""
+  base = base_config()
+  check = config_lib._check_keys  # pylint: disable=protected-access
+  check("", config, {k: base[k] for k in base.keys()}, "top-level key")
+  for section in ("task", "model", "loss", "optimizer", "schedule", "decode"):
+    check(f"{section}.", config[section], base[section].to_dict(), f"{section} field")
+  fail = config_lib.ConfigError
+  if config.task.name not in TASKS:
+    raise fail(f"config.task.name={config.task.name!r} is not one of: {', '.join(TASKS)}")
+  if config.model.norm_position not in ("pre", "post"):
+    raise fail(f"config.model.norm_position={config.model.norm_position!r} is not one of: "
+               "post, pre")
+  if config.model.positions not in transformer.POSITIONS:
+    raise fail(f"config.model.positions={config.model.positions!r} is not one of: "
+               f"{', '.join(transformer.POSITIONS)}")
+  if config.model.width % config.model.num_heads:
+    raise fail(f"config.model.width={config.model.width} is not divisible by "
+               f"config.model.num_heads={config.model.num_heads}")
+  for path in ("num_train_steps", "batch_size", "eval_batch_size", "log_every_steps",
+               "checkpoint_every_steps", "keep_checkpoints", "optimizer.learning_rate",
+               "model.num_layers", "model.num_heads", "model.width", "model.mlp_dim",
+               "model.max_len", "decode.beam_size"):
+    config_lib._positive(config, path)  # pylint: disable=protected-access
+  for split in ("num_train", "num_validation", "num_test"):  # translation: 0 = all
+    config_lib._positive(config, f"task.{split}",  # pylint: disable=protected-access
+                         allow_zero=config.task.name == "translation")
+  if not 0.0 <= config.loss.label_smoothing < 1.0:
+    raise fail(f"config.loss.label_smoothing must be in [0, 1) (got "
+               f"{config.loss.label_smoothing!r})")
+  if not 0.0 <= config.model.dropout < 1.0:
+    raise fail(f"config.model.dropout must be in [0, 1) (got {config.model.dropout!r})")
+  if config.schedule.warmup_steps > config.num_train_steps:
+    raise fail(f"config.schedule.warmup_steps={config.schedule.warmup_steps} exceeds "
+               f"config.num_train_steps={config.num_train_steps}")
+  try:
+    optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps)
+  except ValueError as e:
+    raise fail(f"config.{e}") from None
+  for path in ("batch_size", "eval_batch_size"):
+    if config[path] % jax.device_count():
+      raise fail(f"config.{path}={config[path]} is not divisible by the device count "
+                 f"{jax.device_count()}")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+  """train/validation/test `Seq2SeqData`-like splits (sources, targets, vocab_size);
+  `to_text(ids) -> str` turns one id sequence into text (up to EOS); `is_text`: BLEU
+  is meaningful (natural-language targets), with sacrebleu tokenizer `bleu_tokenize`."""
+  train: Any
+  validation: Any
+  test: Any
+  vocab_size: int
+  to_text: Callable[[np.ndarray], str]
+  is_text: bool
+  bleu_tokenize: str = "13a"
+
+
+def load_task(task) -> Corpus:
+  """The corpus a `task` config section names."""
+  if task.name in seq2seq_tasks.TASKS:
+    make = lambda n, offset: seq2seq_tasks.generate(  # noqa: E731
+        task.name, n, task.min_len, task.max_len, 3 * task.seed + offset, task.num_symbols)
+    splits = make(task.num_train, 0), make(task.num_validation, 1), make(task.num_test, 2)
+    return Corpus(*splits, splits[0].vocab_size,
+                  lambda ids: seq2seq_tasks.to_text(ids, task.name), False)
+  if task.name == "dates":
+    formats = tuple(f for f in task.source_formats if f) or dates.SOURCE_FORMATS
+    corpus = dates.load(task.num_train, task.num_validation, task.num_test, seed=task.seed,
+                        source_locale=task.source_locale, target_locale=task.target_locale,
+                        target_format=task.target_format, source_formats=formats)
+    locale = task.target_locale
+  elif task.name == "translation":
+    from leeml.datasets import translation  # pylint: disable=g-import-not-at-top
+    corpus = translation.load(task)
+    locale = corpus.target_language
+  else:
+    raise ValueError(f"task.name={task.name!r} is not one of: {', '.join(TASKS)}")
+  vocab = corpus.vocab
+  return Corpus(corpus.train, corpus.validation, corpus.test, corpus.train.vocab_size,
+                lambda ids: seq2seq_metrics.ids_to_text(ids, vocab), True,
+                seq2seq_metrics.bleu_tokenizer(locale))
+
+
+def make_model(model_cfg, corpus: Corpus) -> transformer.Seq2SeqTransformer:
+  """The Transformer of `model_cfg` over the corpus' vocabulary; checks max_len."""
+  longest = max(max(s.sources.shape[1], s.targets.shape[1])
+                for s in (corpus.train, corpus.validation, corpus.test))
+  if longest > model_cfg.max_len:
+    raise config_lib.ConfigError(
+        f"config.model.max_len={model_cfg.max_len} is shorter than the data's longest "
+        f"sequence ({longest} tokens)")
+  return transformer.Seq2SeqTransformer(vocab_size=corpus.vocab_size, pad_id=PAD,
+                                        **model_cfg.to_dict())
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def token_loss(model, params, src, tgt, *, label_smoothing: float = 0.0, train: bool = False,
+               rngs=None):
+  """Teacher forcing: (mean cross-entropy per real target token, logits)."""
+  logits = model.apply({"params": params}, src, transformer.shift_right(tgt, BOS),
+                       train=train, rngs=rngs)
+  loss, count = transformer.sequence_cross_entropy(logits, tgt, PAD, label_smoothing)
+  return jnp.sum(loss) / jnp.maximum(jnp.sum(count), 1.0), logits
+
+
+def make_train_step(model, tx, *, label_smoothing: float = 0.0):
+  """`train_step(state, batch, rng) -> (state, metrics)` for batch {'inputs': sources,
+  'targets': targets}; the update and the common metrics are `steps.apply_gradients`."""
+
+  def train_step(state: TrainState, batch, rng):
+    rngs = {"dropout": jax.random.fold_in(rng, state.step)}
+    src, tgt = batch["inputs"], batch["targets"]
+    (loss, logits), grads = jax.value_and_grad(
+        lambda p: token_loss(model, p, src, tgt, label_smoothing=label_smoothing,
+                             train=True, rngs=rngs), has_aux=True)(state.params)
+    state, metrics = steps.apply_gradients(state, tx, grads, loss)
+    real = tgt != PAD
+    metrics["train_token_accuracy"] = (jnp.sum((jnp.argmax(logits, -1) == tgt) & real)
+                                       / jnp.maximum(jnp.sum(real), 1))
+    return state, metrics
+
+  return train_step
+
+
+def make_eval_step(model):
+  """`eval_step(params, batch) -> sums` over real tokens of examples with weight 1:
+  summed NLL, token count, correct tokens (teacher forcing, no smoothing)."""
+
+  def eval_step(params, batch):
+    src, tgt, w = batch["inputs"], batch["targets"], batch["weights"]
+    logits = model.apply({"params": params}, src, transformer.shift_right(tgt, BOS))
+    nll, count = transformer.sequence_cross_entropy(logits, tgt, PAD)
+    real = (tgt != PAD) & (w[:, None] > 0)
+    return {"nll": jnp.sum(w * nll), "tokens": jnp.sum(w * count),
+            "correct": jnp.sum((jnp.argmax(logits, -1) == tgt) & real)}
+
+  return eval_step
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def decode_split(model, params, split, batch_size: int, mesh, *, beam_size: int = 0,
+                 alpha: float = 0.0) -> np.ndarray:
+  """Generated tokens [N, target width] for every source of `split`: greedy search, or
+  the best hypothesis of beam search with `beam_size` > 0."""
+  max_len = split.targets.shape[1]
+  out = []
+  n = len(split.sources)
+  arrays = data.ArraySplit(split.sources, split.targets)
+  for local in data.eval_batches(arrays, batch_size):
+    src = parallel.global_batch({"src": local["inputs"]}, mesh)["src"]
+    if beam_size:
+      tokens = decoding.beam_search(model, params, src, beam_size=beam_size, max_len=max_len,
+                                    bos_id=BOS, eos_id=EOS, pad_id=PAD, alpha=alpha)[0][:, 0]
+    else:
+      tokens = decoding.greedy_search(model, params, src, max_len=max_len, bos_id=BOS,
+                                      eos_id=EOS, pad_id=PAD)[0]
+    out.append(parallel.to_host(tokens))
+  return np.concatenate(out)[:n]
+
+
+def evaluate(model, params, split, corpus: Corpus, batch_size: int, mesh, eval_step,
+             *, beam_size: int = 0, alpha: float = 0.0) -> dict:
+  """loss (NLL per real token), token_accuracy (teacher forcing), exact_match and, for
+  text tasks, bleu of greedy decoding; with beam_size > 0 also beam_exact_match and
+  beam_bleu. Also returns the decoded tokens under 'greedy_tokens' (/'beam_tokens')."""
+  totals: dict = {}
+  for local in data.eval_batches(data.ArraySplit(split.sources, split.targets), batch_size):
+    sums = parallel.to_host(eval_step(params, parallel.global_batch(local, mesh)))
+    for k, v in sums.items():
+      totals[k] = totals.get(k, 0.0) + float(v)
+  out = {"loss": totals["nll"] / totals["tokens"],
+         "token_accuracy": totals["correct"] / totals["tokens"]}
+  runs = [("", 0)] + ([("beam_", beam_size)] if beam_size else [])
+  for prefix, k in runs:
+    tokens = decode_split(model, params, split, batch_size, mesh, beam_size=k, alpha=alpha)
+    out[f"{prefix or 'greedy_'}tokens"] = tokens
+    out[f"{prefix}exact_match"] = seq2seq_metrics.exact_match(tokens, split.targets, EOS, PAD)
+    if corpus.is_text:
+      out[f"{prefix}bleu"] = seq2seq_metrics.bleu([corpus.to_text(t) for t in tokens],
+                                                  [corpus.to_text(t) for t in split.targets],
+                                                  tokenize=corpus.bleu_tokenize)
+  return out
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _cross_attention(model, params, src, tgt):
+  _, inter = model.apply({"params": params}, src, transformer.shift_right(tgt, BOS),
+                         mutable=["intermediates"])
+  return inter["intermediates"]
+
+
+def cross_attention(model, params, src, tgt) -> list[np.ndarray]:
+  """Per decoder layer, the cross-attention weights [batch, heads, tgt_len, src_len] of
+  teacher-forced decoding of `tgt` (e.g. the model's own greedy output) from `src`."""
+  found = _cross_attention(model, params, jnp.asarray(src), jnp.asarray(tgt))
+  return [np.asarray(found[f"cross_attention_{i}"][0]) for i in range(len(found))]
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+@dataclasses.dataclass
+class Result:
+  """What a run returns: the final state, its model and corpus, the test evaluation, and
+  `seconds`: the wall time of this run's training and evaluation, summed over the calls
+  that trained steps (a rerun that resumes a finished run reports the original time)."""
+  state: TrainState
+  model: transformer.Seq2SeqTransformer
+  corpus: Corpus
+  test: dict
+  seconds: float
+
+
+def _run_seconds(workdir: str, add: float = 0.0) -> float:
+  """Wall seconds recorded in workdir/run_seconds.json, plus `add` (written back)."""
+  path = os.path.join(workdir, "run_seconds.json")
+  total = 0.0
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      total = float(json.load(f)["seconds"])
+  if add and jax.process_index() == 0:
+    total += add
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump({"seconds": total}, f)
+  return total
+
+
+def _scalars(prefix: str, metrics: dict) -> dict:
+  return {f"{prefix}{k}": v for k, v in metrics.items() if not k.endswith("tokens")}
+
+
+def train_and_evaluate(config, workdir: str, *, mesh=None,
+                       final_beam: bool = True) -> Result:
+  """Trains `config` in `workdir` (resuming from its checkpoints), evaluates on the test
+  split (greedy, and beam search when `final_beam`), and returns a `Result`.
+
+  metrics.jsonl gets train_* every step, eval_* (validation) every `eval_every_steps` and
+  at the end, and test_* at the last step.
+  """
+  t_start = time.perf_counter()
+  validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  train._write_config(config, workdir)  # pylint: disable=protected-access
+  mesh = parallel.make_mesh() if mesh is None else mesh
+  replicated = parallel.replicated(mesh)
+
+  corpus = load_task(config.task)
+  model = make_model(config.model, corpus)
+  tx = optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps)
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  src0 = jnp.asarray(corpus.train.sources[:1])
+  tgt0 = jnp.asarray(corpus.train.targets[:1])
+  init = jax.jit(lambda r: TrainState.create(model.init(r, src0, tgt0), tx),
+                 out_shardings=replicated)
+  state = init(init_rng)
+  train_rng = jax.device_put(train_rng, replicated)
+
+  split = data.ArraySplit(corpus.train.sources, corpus.train.targets)
+  feeder = pipeline.choose(config.input_pipeline, split, config.batch_size, config.seed, mesh)
+  train_step = jax.jit(
+      feeder.wrap(make_train_step(model, tx, label_smoothing=config.loss.label_smoothing)),
+      donate_argnums=0, compiler_options=runtime.step_compiler_options())
+  eval_step = jax.jit(make_eval_step(model))
+
+  manager = checkpoint.make_manager(workdir, keep=config.keep_checkpoints)
+  if manager.latest_step() is not None:
+    state = checkpoint.restore(manager, state)
+    logging.info("resumed from step %d in %s", manager.latest_step(), workdir)
+  start = int(parallel.to_host(state.step))
+
+  writer = MetricWriter(workdir)
+  pending: list = []
+  bar = tqdm(total=config.num_train_steps, initial=start, desc="seq2seq", unit="step",
+             disable=not config.progress_bar or jax.process_index() != 0, dynamic_ncols=True)
+
+  def flush():
+    host = parallel.to_host(pending)
+    for s, m in host:
+      writer.write(s, m, tensorboard=False)
+    if host:
+      means = {k: np.mean([m[k] for _, m in host]) for k in host[-1][1]}
+      writer.write(host[-1][0], means, jsonl=False)
+      bar.set_postfix(loss=f"{float(host[-1][1]['train_loss']):.4g}")
+    pending.clear()
+    writer.flush()
+
+  def validation():
+    return evaluate(model, state.params, corpus.validation, corpus, config.eval_batch_size,
+                    mesh, eval_step)
+
+  try:
+    for step in range(start, config.num_train_steps):
+      state, metrics = train_step(state, feeder.feed(step), train_rng)
+      done = step + 1
+      pending.append((done, metrics))
+      bar.update(1)
+      last = done == config.num_train_steps
+      if done % config.log_every_steps == 0 or last:
+        flush()
+        train._check_finite(state, manager)  # pylint: disable=protected-access
+      if (config.eval_every_steps and done % config.eval_every_steps == 0) or last:
+        writer.write(done, _scalars("eval_", validation()))
+      if done % config.checkpoint_every_steps == 0 or last:
+        train._check_finite(state, manager)  # pylint: disable=protected-access
+        checkpoint.save(manager, done, state)
+    beam = config.decode.beam_size if final_beam else 0
+    test = evaluate(model, state.params, corpus.test, corpus, config.eval_batch_size, mesh,
+                    eval_step, beam_size=beam, alpha=config.decode.alpha)
+    if start < config.num_train_steps:
+      writer.write(config.num_train_steps, _scalars("test_", test))
+  finally:
+    if pending:
+      flush()
+    bar.close()
+    manager.wait_until_finished()
+    writer.close()
+  trained = start < config.num_train_steps
+  seconds = _run_seconds(workdir, time.perf_counter() - t_start if trained else 0.0)
+  return Result(state, model, corpus, test, seconds)
+
+
+def run_config(base, **overrides) -> ml_collections.ConfigDict:
+  """A copy of `base` with dotted-key overrides, e.g. run_config(c, **{'model.residual':
+  False}) (the lectures build their variants this way)."""
+  c = ml_collections.ConfigDict(base.to_dict())
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+__all__ = ("TASKS", "base_config", "validate", "Corpus", "load_task", "make_model",
+           "token_loss", "make_train_step", "make_eval_step",
+           "decode_split", "evaluate", "cross_attention", "Result", "train_and_evaluate",
+           "run_config")
