@@ -38,12 +38,9 @@ XLA ops by time; `--dump-hlo DIR` writes its optimized HLO.
 
 import argparse
 import collections
-import ctypes
 import glob
 import os
-import platform
 import re
-import resource
 import statistics
 import time
 
@@ -55,7 +52,7 @@ import optax
 import torch
 
 from leeml import config as leeml_config
-from leeml import losses, optim, runtime, steps
+from leeml import benchmarking, losses, optim, runtime, steps
 from leeml.models import CNN, MLP
 from leeml.train_state import TrainState
 
@@ -181,43 +178,20 @@ def torch_runner(name, x, y):
 
 # ----------------------------------------------------------------------------- timing
 
-def _cpu_ticks():
-  with open("/proc/stat") as f:
-    v = [int(t) for t in f.readline().split()[1:]]
-  return sum(v[:8]), v[3] + v[4]  # total, idle+iowait
-
-
-def _self_usage():
-  r = resource.getrusage(resource.RUSAGE_SELF)
-  return r.ru_utime + r.ru_stime, r.ru_minflt
-
-
-def timed(run, n):
-  """(steps/s, cores used by other processes meanwhile, page faults per step) of run(n)."""
-  hz = os.sysconf("SC_CLK_TCK")
-  (t0, i0), (s0, f0) = _cpu_ticks(), _self_usage()
-  w0 = time.perf_counter()
-  run(n)
-  wall = time.perf_counter() - w0
-  (t1, i1), (s1, f1) = _cpu_ticks(), _self_usage()
-  busy = ((t1 - t0) - (i1 - i0)) / hz
-  return n / wall, max(0.0, busy - (s1 - s0)) / wall, (f1 - f0) / n
-
-
 def measure(runners, n, repeats, retries, busy_limit=0.15):
   """Interleaved rounds; {name: (median steps/s, max foreign load, max faults/step, rates)}."""
   samples = {k: [] for k in runners}
   for _ in range(repeats):
     for k, run in runners.items():
       time.sleep(0.2)  # let the other framework's worker threads go idle
-      samples[k].append(timed(run, n))
+      samples[k].append(benchmarking.timed(run, n))
   for k, run in runners.items():  # re-measure rounds that shared the CPU
     for _ in range(retries):
       worst = max(range(repeats), key=lambda i: samples[k][i][1])
       if samples[k][worst][1] < busy_limit:
         break
       time.sleep(1.0)
-      samples[k][worst] = timed(run, n)
+      samples[k][worst] = benchmarking.timed(run, n)
   return {k: (statistics.median(r for r, _, _ in v), max(l for _, l, _ in v),
               max(f for _, _, f in v), [r for r, _, _ in v]) for k, v in samples.items()}
 
@@ -255,22 +229,8 @@ def profile_step(run, outdir, hlo, n=10, top=25):
 
 # ----------------------------------------------------------------------------- main
 
-def tune_malloc(threshold=256 * 2**20):
-  """Keeps freed buffers up to `threshold` bytes in the heap (no mmap/munmap, no trim)."""
-  libc = ctypes.CDLL("libc.so.6")
-  m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-  ok = libc.mallopt(m_mmap_threshold, threshold) and libc.mallopt(m_trim_threshold, 2 * threshold)
-  text = f"mallopt(M_MMAP_THRESHOLD={threshold >> 20} MiB, M_TRIM_THRESHOLD={threshold >> 19} MiB)"
-  return text if ok else text + " FAILED"
-
-
 def machine_info():
-  cpu = platform.processor() or "?"
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
+  cpu = benchmarking.cpu_name()
   mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
   return (f"CPU: {cpu}, {os.cpu_count()} logical cores, {mem:.0f} GiB RAM\n"
           f"jax {jax.__version__} ({jax.devices()[0].device_kind}, devices={jax.devices()}), "
@@ -305,7 +265,7 @@ def main():
   p.add_argument("--dump-hlo", default="", help="write the CNN step's optimized HLO here")
   args = p.parse_args()
 
-  malloc = tune_malloc() if args.malloc == "tuned" else "glibc default"
+  malloc = benchmarking.tune_malloc() if args.malloc == "tuned" else "glibc default"
   print(machine_info())
   print(f"allocator: {malloc}")
   opts = parse_options(args.compiler_options)

@@ -42,12 +42,9 @@ are raised first for both frameworks (`--malloc tuned`, see BENCHMARKS.md).
 """
 
 import argparse
-import ctypes
 import functools
 import math
 import os
-import platform
-import resource
 import statistics
 import sys
 import time
@@ -59,7 +56,7 @@ import numpy as np
 import optax
 
 from leeml import config as leeml_config
-from leeml import decoding, optim, runtime, seq2seq
+from leeml import benchmarking, decoding, optim, runtime, seq2seq
 from leeml.models import attention
 from leeml.models.transformer import Seq2SeqTransformer, shift_right
 from leeml.train_state import TrainState
@@ -331,27 +328,10 @@ def torch_decode_runner(size, params, src, max_len):
 # ----------------------------------------------------------------------------- timing
 
 
-def _cpu_ticks():
-  with open("/proc/stat") as f:
-    v = [int(t) for t in f.readline().split()[1:]]
-  return sum(v[:8]), v[3] + v[4]  # total, idle+iowait
-
-
-def _self_cpu():
-  r = resource.getrusage(resource.RUSAGE_SELF)
-  return r.ru_utime + r.ru_stime
-
-
 def timed(run, n):
   """(calls/s, cores used by other processes meanwhile) of run(n)."""
-  hz = os.sysconf("SC_CLK_TCK")
-  (t0, i0), s0 = _cpu_ticks(), _self_cpu()
-  w0 = time.perf_counter()
-  run(n)
-  wall = time.perf_counter() - w0
-  (t1, i1), s1 = _cpu_ticks(), _self_cpu()
-  busy = ((t1 - t0) - (i1 - i0)) / hz
-  return n / wall, max(0.0, busy - (s1 - s0)) / wall
+  rate, load, _ = benchmarking.timed(run, n)
+  return rate, load
 
 
 def calibrate(run, seconds):
@@ -490,22 +470,8 @@ def decode_table(results) -> str:
   return "\n".join(lines)
 
 
-def tune_malloc(threshold=256 * 2**20) -> str:
-  """Keeps freed buffers up to `threshold` bytes in the heap (no mmap/munmap, no trim)."""
-  libc = ctypes.CDLL("libc.so.6")
-  m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-  ok = libc.mallopt(m_mmap_threshold, threshold) and libc.mallopt(m_trim_threshold, 2 * threshold)
-  text = f"mallopt(M_MMAP_THRESHOLD={threshold >> 20} MiB, M_TRIM_THRESHOLD={threshold >> 19} MiB)"
-  return text if ok else text + " FAILED"
-
-
 def machine_info() -> str:
-  cpu = platform.processor() or "?"
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
+  cpu = benchmarking.cpu_name()
   torch_text = (f"torch {torch.__version__} (threads={torch.get_num_threads()}, "
                 f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')!r})"
                 if torch is not None else "torch not installed")
@@ -542,7 +508,7 @@ def main(argv=None) -> tuple[str, str]:
   """Runs the benchmark; prints and returns (train table, decode table)."""
   args = parse_args(sys.argv[1:] if argv is None else argv)
   if args.malloc == "tuned":
-    print(f"allocator: {tune_malloc()}")
+    print(f"allocator: {benchmarking.tune_malloc()}")
   if torch is not None and args.torch_threads:
     torch.set_num_threads(args.torch_threads)
   print(machine_info())
