@@ -43,14 +43,16 @@ def _not_prepared(name: str, data_dir: str) -> DatasetNotPreparedError:
       f"--data_dir={data_dir} --file_format=array_record`) or set dataset.download=True")
 
 
-def open_sources(name: str, data_dir: str, download: bool = False):
-  """(train, test) tfds data sources of `name` in `data_dir` ('' = leeml's default)."""
+def open_sources(name: str, data_dir: str, download: bool = False,
+                 splits: tuple[str, ...] = ("train", "test")):
+  """tfds data sources of `name`'s `splits` in `data_dir` ('' = leeml's default), in
+  order; an unprepared dataset raises `DatasetNotPreparedError` (one line)."""
   data_dir = builders.resolve_data_dir(data_dir)
   try:
     # With an explicit data_dir, tfds.data_source does not itself pick array_record for
     # preparation (only when data_dir is None), so ask for it.
-    train, test = tfds.data_source(
-        name, split=["train", "test"], data_dir=data_dir, download=download,
+    sources = tfds.data_source(
+        name, split=list(splits), data_dir=data_dir, download=download,
         builder_kwargs=dict(file_format="array_record"))
   except (KeyError, NotImplementedError, FileNotFoundError, ValueError):
     # Unprepared: tfds raises KeyError (empty splits) or, for a tfrecord-prepared copy,
@@ -58,7 +60,7 @@ def open_sources(name: str, data_dir: str, download: bool = False):
     if download:
       raise
     raise _not_prepared(name, data_dir) from None
-  return train, test
+  return tuple(sources)
 
 
 def _split(source, num: int, field: str, name: str) -> data.ArraySplit:

@@ -37,7 +37,7 @@ from collections import Counter
 
 import tensorflow_datasets as tfds
 
-from leeml.datasets import builders, tfds_real
+from leeml.datasets import tfds_real
 from leeml.datasets.dates import Vocab, normalize
 from leeml.datasets.seq2seq_tasks import Seq2SeqData
 
@@ -77,15 +77,7 @@ def _register_builder_module(name: str) -> None:
 def open_sources(name: str, data_dir: str = "", download: bool = False) -> dict:
   """split -> tfds data source of `name` in `data_dir` ('' = leeml's default)."""
   _register_builder_module(name)
-  data_dir = builders.resolve_data_dir(data_dir)
-  try:
-    sources = tfds.data_source(name, split=list(SPLITS), data_dir=data_dir,
-                               download=download,
-                               builder_kwargs=dict(file_format="array_record"))
-  except (KeyError, NotImplementedError, FileNotFoundError, ValueError):
-    if download:
-      raise
-    raise tfds_real._not_prepared(name, data_dir) from None  # pylint: disable=protected-access
+  sources = tfds_real.open_sources(name, data_dir, download, splits=SPLITS)
   return dict(zip(SPLITS, sources))
 
 
