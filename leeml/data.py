@@ -119,17 +119,46 @@ def device_train_indices(step: jax.Array, batch_size: int, perm: jax.Array,
   next (`epoch_permutation(seed, first_epoch(step, ...))` and of that + 1).
 
   O(batch) work per step: the permutations are computed once per epoch, outside. Needs
-  batch_size <= num_examples (a batch then spans at most two epochs); the arithmetic
-  avoids forming step * batch_size, which would overflow int32 in long runs.
+  batch_size <= num_examples (a batch then spans at most two epochs). All arithmetic is
+  int32 and never leaves [0, num_examples): the batch's start within its epoch,
+  (step * batch_size) mod num_examples, comes from `mod_mul`, since neither
+  step * batch_size nor (step mod N) * batch_size fits int32 once N * B >= 2**31.
   """
   num_examples = perm.shape[0]
   if batch_size > num_examples:
     raise ValueError(f"the on-device pipeline needs batch_size ({batch_size}) <= the number "
                      f"of training examples ({num_examples})")
-  r = jnp.asarray(step, jnp.int32) % num_examples
-  local = (r * batch_size) % num_examples + jnp.arange(batch_size)
-  offsets = local % num_examples
-  return jnp.where(local < num_examples, perm[offsets], perm_next[offsets])
+  start = mod_mul(jnp.asarray(step, jnp.int32), batch_size, num_examples)
+  j = jnp.arange(batch_size, dtype=jnp.int32)
+  room = num_examples - start  # in (0, N]: how many of the batch still fit this epoch
+  in_this_epoch = j < room
+  # start + j only where it is < N; j - room otherwise (both in [0, N), no wrap).
+  offsets = jnp.where(in_this_epoch, start + jnp.minimum(j, room - 1), j - jnp.minimum(j, room))
+  return jnp.where(in_this_epoch, perm[offsets], perm_next[offsets])
+
+
+def mod_add(a: jax.Array, b: jax.Array, modulus: int) -> jax.Array:
+  """(a + b) mod `modulus` for a, b in [0, modulus), without leaving [0, modulus)."""
+  gap = modulus - b  # in (0, modulus]
+  return jnp.where(a >= gap, a - gap, a + b)
+
+
+def mod_mul(x: jax.Array, factor: int, modulus: int) -> jax.Array:
+  """(x * factor) mod `modulus` for an int32 x >= 0, exactly, in int32 arithmetic.
+
+  When (modulus - 1) * (factor mod modulus) fits int32 it is the plain product; otherwise
+  double-and-add over the bits of x mod `modulus` (at most 31 scalar steps), every value in
+  [0, modulus), so nothing wraps for any modulus < 2**31.
+  """
+  r = jnp.asarray(x, jnp.int32) % modulus
+  if (modulus - 1) * (factor % modulus) < 2**31:
+    return (r * (factor % modulus)) % modulus
+  f = jnp.int32(factor % modulus)
+  acc = jnp.zeros_like(r)
+  for bit in reversed(range(max(1, (modulus - 1).bit_length()))):
+    acc = mod_add(acc, acc, modulus)
+    acc = mod_add(acc, jnp.where((r >> bit) & 1 == 1, f, jnp.int32(0)), modulus)
+  return acc
 
 
 def process_slice(global_indices: np.ndarray, process_index: int, process_count: int) -> np.ndarray:

@@ -200,7 +200,7 @@ def beam_search(model: Seq2SeqTransformer, params, src: Array, *, beam_size: int
   live_lp = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (batch, 1))
   empty = jnp.full((batch, k, max_len), pad_id, jnp.int32)
   state = (jnp.int32(0), cache, empty, live_lp, empty,
-           jnp.full((batch, k), NEG_INF, jnp.float32), jnp.full((batch, k), NEG_INF))
+           jnp.full((batch, k), NEG_INF, jnp.float32), jnp.full((batch, k), NEG_INF, jnp.float32))
   t, _, live_seqs, live_lp, fin_seqs, fin_scores, fin_lp = jax.lax.while_loop(
       cond, body, state)
   # Hypotheses still live at max_len are truncated candidates (scored at length max_len);

@@ -44,3 +44,28 @@ def test_synthetic_datasets_are_deterministic():
   assert a.train.inputs.shape == (20, 8, 8, 1) and a.input_shape == (8, 8, 1)
   cfg.seed = 5
   assert not np.array_equal(a.train.inputs, datasets.get_dataset(cfg).train.inputs)
+
+
+def test_device_indices_equal_host_indices_when_n_times_batch_passes_int32():
+  # N * B >= 2**31: the device arithmetic is int32, so forming (step % N) * B would wrap;
+  # the host reference computes positions in int64.
+  import jax  # pylint: disable=g-import-not-at-top
+  for n, batch in ((100_003, 30_011), (46_349, 46_349)):  # B < N and B = N
+    fn = jax.jit(lambda s, p, q, b=batch: data.device_train_indices(s, b, p, q))
+    last = (2**31 - 1) // n * n - 1  # the largest int32 step whose r = step % N is N - 1
+    for s in (n - 1, 3 * n - 2, last):
+      assert (s % n) * batch >= 2**31  # would wrap in int32
+      e = data.first_epoch(s, batch, n)
+      got = fn(s, data.epoch_permutation(3, e, n), data.epoch_permutation(3, e + 1, n))
+      np.testing.assert_array_equal(np.asarray(got), data.train_indices(s, batch, n, 3))
+
+
+def test_mod_mul_is_exact_up_to_int32_moduli():
+  rng = np.random.default_rng(0)
+  for modulus, factor in ((2**31 - 1, 2**31 - 2), (1_000_003, 999_983), (100_003, 30_011),
+                          (7, 5), (46_349, 46_349), (1, 3)):
+    x = np.concatenate([[0, 1, modulus - 1, 2**31 - 1],
+                        rng.integers(0, 2**31 - 1, 200)]).astype(np.int32)
+    want = [int(v) * factor % modulus for v in x]
+    got = np.asarray(data.mod_mul(x, factor, modulus))
+    np.testing.assert_array_equal(got, want, err_msg=f"modulus {modulus}, factor {factor}")

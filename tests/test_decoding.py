@@ -103,3 +103,15 @@ def test_length_penalty_scores():
                              rtol=1e-5)
   assert np.all(np.diff(np.asarray(scores), axis=1) <= 0)
   _check_format(beams)
+
+
+def test_cached_decoding_is_unchanged_under_x64():
+  """jax_enable_x64 makes Python ints and aranges int64; the cache index (int32) must
+  still mix with them: the same tokens and log-probs as in the default 32-bit mode."""
+  model, params, src, (tokens, logp) = _setup()
+  with jax.enable_x64(True):
+    tokens64, logp64 = decoding.greedy_search(model, params, src, max_len=L, **IDS)
+  assert not jax.config.jax_enable_x64  # restored
+  assert tokens64.dtype == np.int32 and logp64.dtype == np.float32
+  np.testing.assert_array_equal(tokens64, tokens)
+  np.testing.assert_allclose(logp64, logp, atol=1e-5)

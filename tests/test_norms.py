@@ -185,3 +185,76 @@ def test_config_rejects_unknown_norm_names(field, value):
     config_lib.validate(tiny_config(**{f"model.{field}": value}))
   config_lib.validate(tiny_config(**{"model.norm": "group",
                                      "model.weight_param": "weight_norm"}))
+
+
+# mean / std = 1000 (e.g. un-normalized inputs, or a layer with a large constant offset):
+# the one-pass variance E[x^2] - E[x]^2 cancels catastrophically in float32 (E[x^2] is
+# ~1e6 var, its rounding error is ~var itself), the two-pass E[(x - E[x])^2] does not.
+OFFSET_OVER_STD = 1000.0
+
+
+def _offset_x(shape, seed=0):
+  rng = np.random.default_rng(seed)
+  std = rng.uniform(0.5, 3.0, shape[-1])
+  x = OFFSET_OVER_STD * std + std * rng.standard_normal(shape)
+  return jnp.asarray(x, jnp.float32)
+
+
+def _reference(x, axes, eps, gamma, beta):
+  """float64 normalization of the float32 input over `axes` (biased variance)."""
+  xn = np.asarray(x, np.float64)
+  mu, var = xn.mean(axes, keepdims=True), xn.var(axes, keepdims=True)
+  return (xn - mu) / np.sqrt(var + eps) * gamma + beta, mu, var
+
+
+def test_batch_norm_is_accurate_when_the_mean_dwarfs_the_std():
+  norm = layers.Norm("batch", momentum=0.9)
+  x = _offset_x((64, 5))
+  v = norm.init(jax.random.PRNGKey(0), x, train=False)
+  rng = np.random.default_rng(1)
+  gamma, beta = rng.uniform(0.5, 2.0, 5), rng.standard_normal(5)
+  v = {"params": {"BatchNorm_0": {"scale": jnp.asarray(gamma, jnp.float32),
+                                  "bias": jnp.asarray(beta, jnp.float32)}},
+       "batch_stats": v["batch_stats"]}
+  y, new = norm.apply(v, x, train=True, mutable=["batch_stats"])
+  want, mu, var = _reference(x, (0,), EPS_BN, gamma, beta)
+  np.testing.assert_allclose(y, want, atol=2e-3 * gamma.max())
+  stats = new["batch_stats"]["BatchNorm_0"]
+  np.testing.assert_allclose(stats["mean"], 0.1 * mu[0], rtol=1e-6)
+  np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * var[0], rtol=1e-4)
+  # Eval mode with those running statistics equals the float64 equation too.
+  r_mean, r_var = np.asarray(stats["mean"], np.float64), np.asarray(stats["var"], np.float64)
+  y_eval = norm.apply({"params": v["params"], **new}, x, train=False)
+  np.testing.assert_allclose(
+      y_eval, (np.asarray(x, np.float64) - r_mean) / np.sqrt(r_var + EPS_BN) * gamma + beta,
+      rtol=1e-5, atol=1e-2)  # |x - r_mean| ~ 0.9 x: float32 relative accuracy
+
+
+@pytest.mark.parametrize("kind,shape,axes", [
+    ("layer", (6, 40), (1,)),
+    ("group", (4, 3, 3, 8), (1, 2, 4)),      # 2 groups of 4 channels (num_groups=2)
+    ("instance", (4, 6, 6, 3), (1, 2)),
+])
+def test_per_example_norms_are_accurate_when_the_mean_dwarfs_the_std(kind, shape, axes):
+  rng = np.random.default_rng(3)
+  # The same offset / std per example (per-example norms reduce over features).
+  x = _offset_x(shape[:1] + (1,) * (len(shape) - 1), seed=2)
+  x = x + jnp.asarray(rng.standard_normal(shape) * np.asarray(x) / OFFSET_OVER_STD,
+                      jnp.float32)
+  norm = layers.Norm(kind, num_groups=2)
+  v = norm.init(jax.random.PRNGKey(0), x, train=False)
+  y = np.asarray(norm.apply(v, x, train=True))
+  xg = np.asarray(x)
+  if kind == "group":
+    xg, y = xg.reshape(*shape[:-1], 2, -1), y.reshape(*shape[:-1], 2, -1)
+  want, _, _ = _reference(xg, axes, 1e-6, 1.0, 0.0)  # flax's eps; scale 1, bias 0 at init
+  np.testing.assert_allclose(y, want, atol=2e-3)
+
+
+def test_the_layer_norm_of_the_transformers_uses_the_two_pass_variance():
+  x = _offset_x((1, 32))[0][None] + jnp.asarray(np.random.default_rng(5).standard_normal(
+      (3, 32)), jnp.float32)
+  ln = layers.LayerNorm()
+  y = ln.apply(ln.init(jax.random.PRNGKey(0), x), x)
+  want, _, _ = _reference(x, (1,), 1e-6, 1.0, 0.0)
+  np.testing.assert_allclose(y, want, atol=2e-3)

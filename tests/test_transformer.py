@@ -1,12 +1,13 @@
 """Tests for the encoder-decoder Transformer: shapes, masks, cache, switches, loss."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from leeml.models import attention
+from leeml.models import attention, layers
 from leeml.models.transformer import (Seq2SeqTransformer, sequence_cross_entropy,
                                       sequence_log_prob, shift_right)
 
@@ -205,3 +206,23 @@ def test_bad_positions_raise():
     _init(Seq2SeqTransformer(V, norm_position="middle"))
 
 
+
+
+@pytest.mark.parametrize("norm_position,count", [("pre", 4 + 1 + 6 + 1), ("post", 4 + 6)])
+def test_every_layer_norm_takes_the_two_pass_variance(norm_position, count):
+  """flax's one-pass variance is off by O(1) at |mean|/std = 1000 in float32 (see
+  tests/test_norms.py); every LayerNorm of the encoder and decoder must be leeml's."""
+  norms = {}
+
+  def record(next_fun, args, kwargs, context):
+    if isinstance(context.module, nn.LayerNorm):
+      norms["/".join(context.module.path)] = context.module
+    return next_fun(*args, **kwargs)
+
+  model = Seq2SeqTransformer(V, **{**KW, "norm_position": norm_position})
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: _init(model))
+  # 2 encoder blocks x 2 branches (+ the final norm when pre-LN), 2 decoder blocks x 3.
+  assert len(norms) == count
+  assert all(isinstance(m, layers.LayerNorm) and not m.use_fast_variance
+             for m in norms.values()), sorted(norms)

@@ -7,6 +7,7 @@ its config lists), judges its claims (`leeml.claims`), saves its plots as PNG fi
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 from typing import Callable
@@ -51,11 +52,37 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
+def source_digest(package_dir: str) -> str:
+  """SHA-1 over every `*.py` file under `package_dir` (relative path and bytes, in sorted
+  order): the same with or without a git checkout, e.g. for an installed package."""
+  paths = []
+  for root, dirs, files in os.walk(package_dir):
+    dirs[:] = [d for d in dirs if d != "__pycache__"]
+    paths.extend(os.path.join(root, f) for f in files if f.endswith(".py"))
+  sha = hashlib.sha1()
+  for path in sorted(paths):
+    rel = os.path.relpath(path, package_dir).replace(os.sep, "/")
+    with open(path, "rb") as f:
+      content = f.read()
+    sha.update(f"{rel}\0{len(content)}\0".encode())
+    sha.update(content)
+  return sha.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+  """The version of the leeml code a run was trained by: `source_digest` of the installed
+  leeml package (all `leeml/**/*.py`, ~0.7 MB), computed once per process."""
+  return source_digest(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def run_dir(workdir: str, tag: str, run_config) -> str:
-  """A directory per distinct training-run config (`workdir/runs/<tag>_seed<s>_<hash>`):
-  a rerun reuses finished runs (they resume with nothing left to do), and a changed
-  config never resumes a stale run."""
-  digest = hashlib.sha1(run_config.to_json(sort_keys=True).encode()).hexdigest()[:10]
+  """A directory per distinct training run (`workdir/runs/<tag>_seed<s>_<hash>`), the hash
+  over the run's config and `code_version()`: a rerun reuses finished runs (they resume
+  with nothing left to do), while a changed config or any change to leeml's source never
+  resumes a stale run."""
+  key = run_config.to_json(sort_keys=True) + "\n" + code_version()
+  digest = hashlib.sha1(key.encode()).hexdigest()[:10]
   return os.path.join(workdir, "runs", f"{tag}_seed{run_config.seed}_{digest}")
 
 

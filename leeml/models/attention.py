@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from leeml.models import layers
+
 Array = jax.Array
 
 
@@ -300,10 +302,10 @@ def _branch(x: Array, name: str, f, *, pre: bool, residual: bool, drop):
   """One residual sub-layer of a block (called inside the block's compact method):
   pre-LN x + drop(f(LN(x))) or post-LN LN(x + drop(f(x))); the LayerNorm is named
   `norm_<name>`. `f` returns (output, aux); returns (new x, aux)."""
-  h = nn.LayerNorm(name=f"norm_{name}")(x) if pre else x
+  h = layers.LayerNorm(name=f"norm_{name}")(x) if pre else x
   h, aux = f(h)
   x = _skip(x, drop(h), residual)
-  return (x if pre else nn.LayerNorm(name=f"norm_{name}")(x)), aux
+  return (x if pre else layers.LayerNorm(name=f"norm_{name}")(x)), aux
 
 
 class _Mlp(nn.Module):
@@ -342,7 +344,7 @@ class Encoder(nn.Module):
                               x, mask, bias, train=train, return_weights=True)
       all_weights.append(w)
     if self.norm_position == "pre":
-      x = nn.LayerNorm(name="norm_out")(x)
+      x = layers.LayerNorm(name="norm_out")(x)
     return (x, all_weights) if return_weights else x
 
 
@@ -393,8 +395,10 @@ class CausalSelfAttention(nn.Module):
       index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
       if ready:
         start = index.value
-        k = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
-        v = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+        # _in_dim makes the other start indices in start's own dtype: a literal 0 would be
+        # int64 under jax_enable_x64 and dynamic_update_slice rejects mixed index types.
+        k = jax.lax.dynamic_update_slice_in_dim(cached_k.value, k, start, axis=1)
+        v = jax.lax.dynamic_update_slice_in_dim(cached_v.value, v, start, axis=1)
         cached_k.value, cached_v.value = k, v
         index.value = start + length
         q_pos = start + jnp.arange(length)

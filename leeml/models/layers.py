@@ -72,6 +72,33 @@ def check_pool(name: str) -> None:
   _one_of("model.pool", name, POOLS)
 
 
+# Every norm in leeml takes the two-pass variance E[(x - E[x])^2]. Flax's default
+# (use_fast_variance=True) is the one-pass E[x^2] - E[x]^2, which cancels catastrophically
+# in float32 once |mean| >> std: at mean/std = 1000, E[x^2] ~ 1e6 var and its rounding
+# error is of the order of var itself (normalized outputs off by O(1)).
+# Same module names and parameters as flax's, so checkpoints and param trees are unchanged.
+
+
+class BatchNorm(nn.BatchNorm):
+  """`nn.BatchNorm` with the two-pass variance (batch statistics and running averages)."""
+  use_fast_variance: bool = False
+
+
+class LayerNorm(nn.LayerNorm):
+  """`nn.LayerNorm` with the two-pass variance."""
+  use_fast_variance: bool = False
+
+
+class GroupNorm(nn.GroupNorm):
+  """`nn.GroupNorm` with the two-pass variance."""
+  use_fast_variance: bool = False
+
+
+class InstanceNorm(nn.InstanceNorm):
+  """`nn.InstanceNorm` with the two-pass variance."""
+  use_fast_variance: bool = False
+
+
 class Norm(nn.Module):
   """Normalization by name; 'batch' keeps running statistics in the `batch_stats` collection.
 
@@ -81,7 +108,8 @@ class Norm(nn.Module):
   averages r <- momentum * r + (1 - momentum) * (batch statistic) instead; 'layer' C
   (and H, W) per example; 'group' each of `num_groups` groups of C/num_groups channels
   (and H, W) per example (gcd(num_groups, C) groups, so the groups always divide C;
-  32 is the GroupNorm paper's default); 'instance' H, W per example and channel.
+  32 is the GroupNorm paper's default); 'instance' H, W per example and channel. The
+  variance is always the two-pass one (see `BatchNorm` etc. above).
 
   Under a data-sharded `jit` the batch statistics are those of the *global* batch: the
   mean is a reduction over a sharded axis, so XLA inserts the all-reduce (no axis_name
@@ -96,16 +124,16 @@ class Norm(nn.Module):
     if self.kind == "none":
       return x
     if self.kind == "batch":
-      return nn.BatchNorm(use_running_average=not train, momentum=self.momentum)(x)
+      return BatchNorm(use_running_average=not train, momentum=self.momentum)(x)
     if self.kind == "layer":
-      return nn.LayerNorm()(x)
+      return LayerNorm()(x)
     if self.kind == "group":
       groups = math.gcd(self.num_groups, x.shape[-1])
       # Reduce over every non-batch axis: flax infers them only for the init-time rank.
-      return nn.GroupNorm(num_groups=groups, reduction_axes=tuple(range(1, x.ndim)))(x)
+      return GroupNorm(num_groups=groups, reduction_axes=tuple(range(1, x.ndim)))(x)
     if self.kind == "instance":
       check_norm(self.kind, spatial=x.ndim > 2)  # raises on (B, C)
-      return nn.InstanceNorm()(x)
+      return InstanceNorm()(x)
     check_norm(self.kind)  # raises
     return x
 

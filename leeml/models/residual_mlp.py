@@ -39,12 +39,12 @@ class ResidualMLP(nn.Module):
     act = layers.get_activation(self.activation)
     h = nn.Dense(self.width, name="embed")(jnp.reshape(x, (x.shape[0], -1)))
     for i in range(self.depth):
-      inner = nn.LayerNorm(name=f"norm_{i}")(h) if self.norm_position == "pre" else h
+      inner = layers.LayerNorm(name=f"norm_{i}")(h) if self.norm_position == "pre" else h
       f = nn.Dense(self.width * self.expansion, name=f"ffn_in_{i}")(inner)
       f = nn.Dense(self.width, name=f"ffn_out_{i}")(act(f))
       h = h + f
       if self.norm_position == "post":
-        h = nn.LayerNorm(name=f"norm_{i}")(h)
+        h = layers.LayerNorm(name=f"norm_{i}")(h)
     if self.norm_position == "pre":
-      h = nn.LayerNorm(name="final_norm")(h)
+      h = layers.LayerNorm(name="final_norm")(h)
     return nn.Dense(self.num_outputs, name="head")(h)

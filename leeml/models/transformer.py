@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leeml.models import attention
+from leeml.models import attention, layers
 
 Array = jax.Array
 POSITIONS = ("sinusoidal", "learned", "none")
@@ -87,7 +87,7 @@ class Seq2SeqTransformer(nn.Module):
                                           self.norm_position, residual=self.residual)
                    for _ in range(self.num_decoder_layers or self.num_layers)]
     if self.norm_position == "pre":
-      self.decoder_norm = nn.LayerNorm()
+      self.decoder_norm = layers.LayerNorm()
     self.embed_dropout = nn.Dropout(self.dropout)
 
   def _embed(self, tokens: Array, table: nn.Embed, positions: Array, learned, train: bool):
