@@ -1,16 +1,22 @@
-"""Train-step throughput: leeml's MLP and CNN vs the same models in PyTorch eager, on CPU.
+"""Train-step throughput: leeml's MLP and CNN vs a minimal jax step and PyTorch eager, on CPU.
 
     python benchmarks/step_throughput.py                 # both models, batch 128, float32
     python benchmarks/step_throughput.py --models cnn --steps 40 --repeats 7
+    python benchmarks/step_throughput.py --quick         # a few short rounds (~1 min)
 
 For each model, one process measures (same batch, same float32 data, same seed):
 
 * leeml        -- the real train step: `leeml.steps.make_train_step(model, tx, loss)` with
                   `tx = leeml.optim.make_optimizer(...)` (momentum 0.9, lr 0.01), a
-                  `TrainState`, jitted as `jax.jit(step, donate_argnums=0)`;
+                  `TrainState`, jitted as `jax.jit(step, donate_argnums=0)`, with the
+                  grad/param/update norms on every step (`diagnostics_every=1`);
+* leeml-log    -- the same step with the norms on log steps only
+                  (`diagnostics_every=log_every_steps`, 50 as in the default config, and
+                  the last of 1000 steps): one compiled step, a `lax.cond` picks the kind;
 * plain-jax    -- the same flax model in a minimal step: value_and_grad + optax.sgd
                   (momentum 0.9) + apply_updates; no metrics, no NaN guard;
-* torch eager  -- the same architecture in PyTorch (NCHW), CrossEntropyLoss, torch.optim.SGD;
+* torch eager  -- the same architecture in PyTorch (NCHW), CrossEntropyLoss, torch.optim.SGD
+                  (only when torch, the `bench` extra, is installed);
 * leeml+opts   -- the leeml step again, jitted with `--compiler-options` (default: the
                   XLA:CPU options proposed in BENCHMARKS.md, which route convolutions to
                   XLA's Eigen kernels instead of YNNPACK). Not what leeml does today.
@@ -19,9 +25,11 @@ Every step trains on the same device-resident batch (input pipeline not measured
 Compilation and `--warmup` steps are excluded. A measurement runs `--steps` steps and
 then blocks (`block_until_ready` for JAX; torch eager is synchronous); the variants are
 measured in interleaved rounds, `--repeats` times each, and the median steps/s is
-reported. Because other processes can share the CPU, each round also records how many
-cores *other* processes used meanwhile (from /proc/stat); the busiest rounds are
-re-measured (up to --retries times) and the worst remaining value is printed.
+reported, with the median over rounds of leeml/plain-jax within the same round (robust
+to load that changes from round to round). Because other processes can share the CPU,
+each round also records how many cores *other* processes used meanwhile (from
+/proc/stat); the busiest rounds are re-measured (up to --retries times) and the worst
+remaining value is printed.
 
 Allocator: XLA:CPU allocates each step's temporary buffers, and torch eager each
 activation, with glibc malloc; with glibc's default (dynamic) mmap threshold, buffers of
@@ -49,7 +57,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import torch
+try:  # the `bench` extra; without it the torch columns are left out
+  import torch  # pylint: disable=g-import-not-at-top
+except ImportError:
+  torch = None
 
 from leeml import config as leeml_config
 from leeml import benchmarking, losses, optim, runtime, steps
@@ -64,6 +75,8 @@ PROPOSED_CPU_OPTIONS = {
 }
 
 DEFAULT_STEPS = {"mlp": 200, "cnn": 30, "cnn_flax": 15}
+QUICK_STEPS = {"mlp": 50, "cnn": 8, "cnn_flax": 4}
+NUM_TRAIN_STEPS = 1000  # the schedule's horizon; also the "last step" of leeml-log
 
 
 # ----------------------------------------------------------------------------- models
@@ -106,15 +119,17 @@ def torch_model(name):
 
 # ----------------------------------------------------------------------------- steps
 
-def leeml_runner(model, batch, compiler_options=None):
+def leeml_runner(model, batch, compiler_options=None, diagnostics_every=1):
   cfg = leeml_config.base_config()
   cfg.optimizer.name = "momentum"
   cfg.optimizer.learning_rate = 0.01
   cfg.optimizer.momentum = 0.9
-  tx = optim.make_optimizer(cfg.optimizer, cfg.schedule, num_train_steps=1000)
+  tx = optim.make_optimizer(cfg.optimizer, cfg.schedule, num_train_steps=NUM_TRAIN_STEPS)
   variables = model.init(jax.random.key(0), batch["inputs"])
   state = TrainState.create(variables, tx)
-  step = steps.make_train_step(model, tx, losses.get_loss("softmax_cross_entropy"))
+  step = steps.make_train_step(model, tx, losses.get_loss("softmax_cross_entropy"),
+                               diagnostics_every=diagnostics_every,
+                               num_train_steps=NUM_TRAIN_STEPS)
   # As leeml.train jits it: with leeml.runtime.step_compiler_options() (on CPU: Eigen convs).
   options = compiler_options if compiler_options else runtime.step_compiler_options()
   step = jax.jit(step, donate_argnums=0, compiler_options=options)
@@ -179,7 +194,8 @@ def torch_runner(name, x, y):
 # ----------------------------------------------------------------------------- timing
 
 def measure(runners, n, repeats, retries, busy_limit=0.15):
-  """Interleaved rounds; {name: (median steps/s, max foreign load, max faults/step, rates)}."""
+  """Interleaved rounds; {name: (median steps/s, max foreign load, max faults/step, rates)};
+  rates[i] is round i's (a re-measured round keeps its index)."""
   samples = {k: [] for k in runners}
   for _ in range(repeats):
     for k, run in runners.items():
@@ -232,10 +248,17 @@ def profile_step(run, outdir, hlo, n=10, top=25):
 def machine_info():
   cpu = benchmarking.cpu_name()
   mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-  return (f"CPU: {cpu}, {os.cpu_count()} logical cores, {mem:.0f} GiB RAM\n"
+  torch_info = (f"torch {torch.__version__} (threads={torch.get_num_threads()})" if torch
+                else "torch not installed (no torch columns)")
+  return (f"CPU: {cpu}, {os.cpu_count()} logical cores, {mem:.0f} GiB RAM, load average "
+          f"{' '.join(f'{l:.1f}' for l in os.getloadavg())} (1/5/15 min)\n"
           f"jax {jax.__version__} ({jax.devices()[0].device_kind}, devices={jax.devices()}), "
-          f"torch {torch.__version__} (threads={torch.get_num_threads()}), "
-          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+          f"{torch_info}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+
+
+def paired_ratio(res, name, base="plain"):
+  """Median over rounds of name/base steps/s measured in the same round."""
+  return statistics.median(a / b for a, b in zip(res[name][3], res[base][3]))
 
 
 def parse_options(text):
@@ -256,6 +279,12 @@ def main():
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--retries", type=int, default=3,
                  help="re-measurements of rounds during which other processes were busy")
+  p.add_argument("--quick", action="store_true",
+                 help=f"short rounds ({QUICK_STEPS} steps), 3 repeats, no retries, no "
+                      "leeml+opts column (overrides --steps/--repeats/--retries)")
+  p.add_argument("--log-every", type=int, default=leeml_config.base_config().log_every_steps,
+                 help="diagnostics_every of the leeml-log variant (the default config's "
+                      "log_every_steps)")
   p.add_argument("--compiler-options", default="proposed",
                  help="options of the leeml+opts column: 'proposed', 'none' (no column), "
                       "or k=v,k=v (XLA debug options)")
@@ -264,13 +293,15 @@ def main():
   p.add_argument("--profile", default="", help="write a jax.profiler trace of the CNN here")
   p.add_argument("--dump-hlo", default="", help="write the CNN step's optimized HLO here")
   args = p.parse_args()
+  if args.quick:
+    args.repeats, args.retries, args.compiler_options = 3, 0, "none"
 
   malloc = benchmarking.tune_malloc() if args.malloc == "tuned" else "glibc default"
   print(machine_info())
   print(f"allocator: {malloc}")
   opts = parse_options(args.compiler_options)
   print(f"batch {args.batch}, float32, SGD lr 0.01 momentum 0.9, softmax cross-entropy; "
-        f"leeml+opts = {opts}\n")
+        f"leeml-log: norms every {args.log_every} steps; leeml+opts = {opts}\n")
   rng = np.random.default_rng(0)
   x = rng.standard_normal((args.batch, 28, 28, 1), dtype=np.float32)
   y = rng.integers(0, 10, args.batch).astype(np.int32)
@@ -282,12 +313,14 @@ def main():
     n_params = sum(l.size for l in jax.tree.leaves(model.init(jax.random.key(0), batch["inputs"])))
     leeml_run, leeml_step, box = leeml_runner(model, batch)
     runners = {"leeml": leeml_run, "plain": plain_runner(model, batch),
-               "torch": torch_runner(name, x, y)}
+               "leeml-log": leeml_runner(model, batch, diagnostics_every=args.log_every)[0]}
+    if torch:
+      runners["torch"] = torch_runner(name, x, y)
     if opts:
       runners["leeml+opts"] = leeml_runner(model, batch, opts)[0]
     for run in runners.values():  # compile + warm up
       run(args.warmup)
-    n = args.steps or DEFAULT_STEPS[name]
+    n = (QUICK_STEPS[name] if args.quick else args.steps) or DEFAULT_STEPS[name]
     res = measure(runners, n, args.repeats, args.retries)
     rows.append((name, n_params, res))
     print(f"{name}: {n} steps x {args.repeats} rounds; steps/s per round (max page faults "
@@ -303,20 +336,29 @@ def main():
       if args.profile:
         profile_step(leeml_run, os.path.join(args.profile, name), hlo)
 
-  head = ("| model | params | leeml steps/s | plain-jax steps/s | torch eager steps/s "
-          "| ratio leeml/torch |")
-  sep = "|---|---:|---:|---:|---:|---:|"
+  head = ("| model | params | leeml steps/s | leeml-log steps/s | plain-jax steps/s "
+          "| leeml/plain | leeml-log/plain |")
+  sep = "|---|---:|---:|---:|---:|---:|---:|"
+  if torch:
+    head += " torch eager steps/s | leeml/torch | leeml-log/torch |"
+    sep += "---:|---:|---:|"
   if opts:
-    head += " leeml+opts steps/s | ratio leeml+opts/torch |"
-    sep += "---:|---:|"
+    head += " leeml+opts steps/s |"
+    sep += "---:|"
   print("\n" + head + "\n" + sep)
   for name, n_params, res in rows:
-    t = res["torch"][0]
-    line = (f"| {name} | {n_params:,} | {res['leeml'][0]:.1f} | {res['plain'][0]:.1f} | "
-            f"{t:.1f} | {res['leeml'][0] / t:.2f}x |")
+    p = res["plain"][0]
+    line = (f"| {name} | {n_params:,} | {res['leeml'][0]:.1f} | {res['leeml-log'][0]:.1f} | "
+            f"{p:.1f} | {res['leeml'][0] / p:.2f}x ({paired_ratio(res, 'leeml'):.2f}) | "
+            f"{res['leeml-log'][0] / p:.2f}x ({paired_ratio(res, 'leeml-log'):.2f}) |")
+    if torch:
+      t = res["torch"][0]
+      line += f" {t:.1f} | {res['leeml'][0] / t:.2f}x | {res['leeml-log'][0] / t:.2f}x |"
     if opts:
-      line += f" {res['leeml+opts'][0]:.1f} | {res['leeml+opts'][0] / t:.2f}x |"
+      line += f" {res['leeml+opts'][0]:.1f} |"
     print(line)
+  print("\nratio: of the medians (in parentheses: median over rounds of the ratio within a "
+        "round).")
   load = max(v[1] for _, _, res in rows for v in res.values())
   print(f"\nmedian of {args.repeats} interleaved rounds; other processes used at most "
         f"{load:.2f} cores during any kept round.")
