@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from leeml import losses, models, optim
+from leeml import losses, models, optim, timing
 from leeml.config import base_config
 
 
@@ -49,9 +49,10 @@ def fit(model_cfg, x, y, seeds, *, optimizer_cfg, num_steps: int, schedule_cfg=N
   schedule_cfg = schedule_cfg or base_config().schedule
   tx = optim.make_optimizer(optimizer_cfg, schedule_cfg, num_steps)
   mse = losses.get_loss("mse")
-  out = _fit_fn(model, tx, mse, num_steps, record_every, kinks_in_range)(
-      jnp.asarray(seeds, jnp.uint32), x, y)
-  return jax.tree.map(np.asarray, out)
+  with timing.phase("train"):
+    out = _fit_fn(model, tx, mse, num_steps, record_every, kinks_in_range)(
+        jnp.asarray(seeds, jnp.uint32), x, y)
+    return jax.tree.map(np.asarray, out)
 
 
 @functools.lru_cache(maxsize=32)
@@ -93,7 +94,8 @@ def predict(model_cfg, params, x, num_outputs: int = 1) -> np.ndarray:
   """Outputs [S, N, m] of the stacked per-seed params on inputs x [N, d]."""
   model = models.get_model(model_cfg, num_outputs=num_outputs)
   apply = jax.vmap(lambda p: model.apply({"params": p}, jnp.asarray(x, jnp.float32)))
-  return np.asarray(apply(params))
+  with timing.phase("eval"):
+    return np.asarray(apply(params))
 
 
 def seed_params(params, i: int):

@@ -1,10 +1,12 @@
 """Writes the reproduction report: `REPORT.md` and a standalone `index.html`.
 
-  files = write_report(sections, "report", scale="cpu", meta={"date": ..., "jax": ...})
+  files = write_report(sections, "report", scale="cpu", meta={"date": ..., "jax": ...},
+                       timings={"lec08": {"compile": 3.1, "train": 20.4, ...}})
 
 Both files hold the same content: run metadata, a summary table of every claim with its
-verdict and numbers, then one part per lecture (rerun command, verdicts, figures, tables,
-notes). Figures are copied into `<out_dir>/figures/<section>/` and linked relatively, so
+verdict and numbers, where the time went (compile / train / eval / other per experiment,
+from `leeml.timing`, when given), then one part per lecture (rerun command, verdicts,
+figures, tables, notes). Figures are copied into `<out_dir>/figures/<section>/` and linked relatively, so
 the report directory can be moved or published as it is. The HTML has no external
 resources (inline CSS) and escapes every piece of text it did not write itself.
 """
@@ -19,6 +21,7 @@ import tempfile
 import urllib.parse
 from typing import Iterable, Mapping, Sequence
 
+from leeml import timing
 from leeml.claims import FAIL, PASS, Verdict
 from leeml.lectures import Figure, Section
 
@@ -60,17 +63,21 @@ def git_commit(repo_dir: str) -> str | None:
 
 
 def write_report(sections: Sequence[Section], out_dir: str, *, scale: str,
-                 meta: Mapping[str, str] | None = None) -> ReportFiles:
+                 meta: Mapping[str, str] | None = None,
+                 timings: Mapping[str, Mapping[str, float]] | None = None) -> ReportFiles:
   """Writes `<out_dir>/REPORT.md`, `<out_dir>/index.html` and `<out_dir>/figures/`.
 
   Figure paths must be absolute or relative to the current directory; a missing figure is
-  reported in its section rather than failing the report.
+  reported in its section rather than failing the report. `timings` maps a section's name
+  to its seconds per `leeml.timing.PARTS` (a `Record.seconds`); with it, the report has a
+  table "Where the time went".
   """
   os.makedirs(out_dir, exist_ok=True)
   meta = {"scale": scale, **(meta or {})}
   figures = {id(s): _copy_figures(s, out_dir) for s in sections}
-  md = _markdown(sections, meta, figures)
-  page = _html(sections, meta, figures)
+  time_table = time_rows(sections, timings or {})
+  md = _markdown(sections, meta, figures, time_table)
+  page = _html(sections, meta, figures, time_table)
   md_path, html_path = os.path.join(out_dir, "REPORT.md"), os.path.join(out_dir, "index.html")
   _write_atomic(md_path, md)
   _write_atomic(html_path, page)
@@ -130,6 +137,30 @@ def format_seconds(s: float) -> str:
   return f"{m} min {sec} s" if m < 60 else f"{m // 60} h {m % 60} min"
 
 
+TIME_HEADER = ("experiment",) + tuple(f"{p} (s)" for p in timing.PARTS) + (
+    "total (s)", "% of the job")
+TIME_TITLE = "Where the time went"
+
+
+def time_rows(sections: Sequence[Section],
+              timings: Mapping[str, Mapping[str, float]]) -> list[tuple[str, ...]]:
+  """The rows of "Where the time went": one per timed section (in report order), then
+  the job's total; each part in seconds, the total's share of the job. [] when none was
+  timed."""
+  timed = [(s.name, timings[s.name]) for s in sections if s.name in timings]
+  if not timed:
+    return []
+  job = sum(sum(t.get(p, 0.0) for p in timing.PARTS) for _, t in timed)
+
+  def row(name: str, t: Mapping[str, float]) -> tuple[str, ...]:
+    parts = [t.get(p, 0.0) for p in timing.PARTS]
+    share = 100.0 * sum(parts) / job if job > 0 else 0.0
+    return (name, *(f"{x:.1f}" for x in parts), f"{sum(parts):.1f}", f"{share:.1f}")
+
+  totals = {p: sum(t.get(p, 0.0) for _, t in timed) for p in timing.PARTS}
+  return [row(n, t) for n, t in timed] + [row("total", totals)]
+
+
 def _numbers(v: Verdict) -> str:
   return v.numbers_text() or "—"
 
@@ -140,6 +171,11 @@ def _summary_numbers(v: Verdict) -> str:
     return _numbers(v)
   return f"— ({v.detail})"
 
+
+_TIME_NOTE = ("Wall time of each experiment: XLA compilation (tracing, lowering, compiling "
+              "or reading the persistent cache), training and evaluation as the trainers "
+              "mark them (less compilation), and the rest (data, curvature, plots, "
+              "checkpoints); a finished run reused on a rerun costs no training.")
 
 # ---------------------------------------------------------------------------------------
 # Markdown
@@ -171,7 +207,7 @@ def _md_fence(text: str) -> list[str]:
   return [fence, text.rstrip("\n"), fence]
 
 
-def _markdown(sections, meta, figures) -> str:
+def _markdown(sections, meta, figures, time_table) -> str:
   c = count(sections)
   out = [f"# {TITLE}", ""]
   out += _md_table(("run", ""), ((k, str(v)) for k, v in meta.items()))
@@ -185,6 +221,8 @@ def _markdown(sections, meta, figures) -> str:
   empty = [s.name for s in sections if not s.verdicts]
   if empty:
     out += ["", "Sections without claims: " + ", ".join(_md_text(n) for n in empty) + "."]
+  if time_table:
+    out += ["", f"## {TIME_TITLE}", "", _TIME_NOTE, ""] + _md_table(TIME_HEADER, time_table)
   for s in sections:
     out += ["", f"## {_md_text(s.title)}", "",
             f"`{s.name}` · {_status(s)} · {format_seconds(s.seconds)}", "", "Rerun:", ""]
@@ -227,6 +265,8 @@ th,td{border:1px solid #d5d9de;padding:.35em .55em;text-align:left;vertical-alig
 th{background:#f3f5f7;font-weight:600}
 table.meta th{white-space:nowrap}
 td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
+table.time td.num{text-align:right}
+table.time tr:last-child td{font-weight:600}
 tr.fail td{background:#fff6f6}
 .badge{display:inline-block;padding:.08em .55em;border-radius:.8em;font-weight:700;
   font-size:.82em;letter-spacing:.03em;color:#fff;white-space:nowrap}
@@ -266,7 +306,7 @@ def _html_table(header, rows, caption: str | None = None) -> list[str]:
   return out + ["</table>"]
 
 
-def _html(sections, meta, figures) -> str:
+def _html(sections, meta, figures, time_table) -> str:
   c = count(sections)
   out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
          '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -290,6 +330,14 @@ def _html(sections, meta, figures) -> str:
                  f"<td>{_e(v.claim.threshold)}</td><td>{_badge(v.verdict)}</td>"
                  f'<td class="num">{_e(_summary_numbers(v))}</td></tr>')
   out.append("</table>")
+  if time_table:
+    out += [f'<h2 id="time">{_e(TIME_TITLE)}</h2>', f"<p>{_e(_TIME_NOTE)}</p>",
+            '<table class="time">',
+            "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in TIME_HEADER) + "</tr>"]
+    for row in time_table:
+      out.append("<tr>" + f"<td>{_e(row[0])}</td>"
+                 + "".join(f'<td class="num">{_e(c)}</td>' for c in row[1:]) + "</tr>")
+    out.append("</table>")
   for s in sections:
     out += [f'<h2 id="{_anchor(s)}">{_e(s.title)}</h2>',
             f'<p class="sub"><code>{_e(s.name)}</code> · {_e(_status(s))} · '

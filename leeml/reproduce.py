@@ -7,7 +7,9 @@ Every experiment runs with `get_config(scale)` of its config file, in its own wo
 directory `<workdir>/<scale>/<name>` (so runs at different scales never resume from each
 other's checkpoints). An experiment that raises becomes a FAIL section holding the error;
 the others still run. The report (`<out>/index.html`, `<out>/REPORT.md`, `<out>/figures/`)
-is rewritten after each experiment, so a long run shows its progress there too.
+is rewritten after each experiment, so a long run shows its progress there too; its table
+"Where the time went" splits each experiment's wall time into compile / train / eval /
+other (`leeml.timing`).
 
 Exit status: 0 when it ran, FAIL verdicts included; with --strict, 1 when any claim FAILs;
 2 when it could not start (unknown scale or experiment, missing or broken config file).
@@ -29,7 +31,7 @@ import jax
 from absl import app, flags, logging
 from tqdm import tqdm
 
-from leeml import lectures, report, runtime
+from leeml import lectures, report, runtime, timing
 from leeml.claims import FAIL, Claim, Evidence, Verdict
 from leeml.lectures import Experiment, Section
 
@@ -124,17 +126,20 @@ def crashed_section(experiment: Experiment, error: BaseException, tb: str) -> Se
                         + "\n".join(lines)])
 
 
-def run_experiment(experiment: Experiment, config: Any, scale: str, workdir: str) -> Section:
-  """Runs one experiment; never raises (an exception becomes a crashed section)."""
+def run_experiment(experiment: Experiment, config: Any, scale: str,
+                   workdir: str) -> tuple[Section, dict[str, float]]:
+  """Runs one experiment; never raises (an exception becomes a crashed section). Returns
+  the section and its wall time split into `leeml.timing.PARTS` (seconds)."""
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
-  try:
-    section = experiment.run(config, workdir=workdir)
-    if not isinstance(section, Section):
-      raise TypeError(f"run() returned {type(section).__name__}, not a Section")
-  except Exception as e:  # pylint: disable=broad-except
-    section = crashed_section(experiment, e, traceback.format_exc())
+  with timing.record() as rec:
+    try:
+      section = experiment.run(config, workdir=workdir)
+      if not isinstance(section, Section):
+        raise TypeError(f"run() returned {type(section).__name__}, not a Section")
+    except Exception as e:  # pylint: disable=broad-except
+      section = crashed_section(experiment, e, traceback.format_exc())
   if not section.seconds:
     section.seconds = time.perf_counter() - start
   if not section.command:
@@ -142,7 +147,7 @@ def run_experiment(experiment: Experiment, config: Any, scale: str, workdir: str
   # Figure paths may be relative to the experiment's workdir; the report needs real paths.
   section.figures = [dataclasses.replace(f, path=os.path.join(workdir, f.path))
                      for f in section.figures]
-  return section
+  return section, dict(rec.seconds)
 
 
 def run_metadata(scale: str, *, started: float, seconds: float, status: str,
@@ -178,11 +183,12 @@ def reproduce(names: Sequence[str] | None, scale: str, out_dir: str, workdir: st
   experiments = select(names)
   configs = {e.name: load_config(e, scale) for e in experiments}
   started, t0 = time.time(), time.perf_counter()
-  sections = []
+  sections, timings = [], {}
   bar = tqdm(experiments, desc="reproduce", unit="exp", file=sys.stderr, dynamic_ncols=True)
   for exp in bar:
     bar.set_postfix_str(exp.name)
-    section = run_experiment(exp, configs[exp.name], scale, os.path.join(workdir, scale, exp.name))
+    section, timings[exp.name] = run_experiment(exp, configs[exp.name], scale,
+                                                os.path.join(workdir, scale, exp.name))
     sections.append(section)
     c = report.count([section])
     bar.write(f"{exp.name}: {c.passed} PASS, {c.failed} FAIL in "
@@ -192,7 +198,7 @@ def reproduce(names: Sequence[str] | None, scale: str, out_dir: str, workdir: st
               "experiments done (still running, or interrupted)")
     meta = run_metadata(scale, started=started, seconds=time.perf_counter() - t0,
                         status=status, command=command)
-    report.write_report(sections, out_dir, scale=scale, meta=meta)
+    report.write_report(sections, out_dir, scale=scale, meta=meta, timings=timings)
   bar.close()
   return sections
 

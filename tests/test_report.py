@@ -59,12 +59,18 @@ def fake_sections(tmp_path):
   return [lec, empty]
 
 
+TIMINGS = {"lec_fake": {"compile": 2.0, "train": 6.5, "eval": 1.0, "other": 0.5},
+           "lec_empty": {"compile": 0.0, "train": 0.0, "eval": 0.0, "other": 30.0},
+           "not_in_the_report": {"other": 99.0}}
+
+
 @pytest.fixture
 def written(tmp_path):
   sections = fake_sections(tmp_path)
   out = str(tmp_path / "report")
   files = report.write_report(sections, out, scale="smoke",
-                              meta={"date": "2025-01-02T03:04:05", "jax": "0.10.2"})
+                              meta={"date": "2025-01-02T03:04:05", "jax": "0.10.2"},
+                              timings=TIMINGS)
   md = open(files.markdown, encoding="utf-8").read()
   page = open(files.html, encoding="utf-8").read()
   return sections, out, files, md, page
@@ -196,3 +202,25 @@ def test_git_commit_and_seconds(tmp_path):
   assert report.format_seconds(5.04) == "5.0 s"
   assert report.format_seconds(125) == "2 min 5 s"
   assert report.format_seconds(3725) == "1 h 2 min"
+
+
+def test_where_the_time_went(written, tmp_path):
+  sections, _, _, md, page = written
+  assert "## Where the time went" in md and '<h2 id="time">Where the time went</h2>' in page
+  assert ("| experiment | compile (s) | train (s) | eval (s) | other (s) | total (s) "
+          "| % of the job |") in md
+  # Report order; a timing of a section not in the report is ignored; shares of 40 s.
+  assert "| lec_fake | 2.0 | 6.5 | 1.0 | 0.5 | 10.0 | 25.0 |" in md
+  assert "| lec_empty | 0.0 | 0.0 | 0.0 | 30.0 | 30.0 | 75.0 |" in md
+  assert "| total | 2.0 | 6.5 | 1.0 | 30.5 | 40.0 | 100.0 |" in md
+  assert md.index("| lec_fake | 2.0") < md.index("| lec_empty | 0.0") < md.index("| total | 2.0")
+  assert "not_in_the_report" not in md and "not_in_the_report" not in page
+  assert ('<tr><td>lec_fake</td><td class="num">2.0</td><td class="num">6.5</td>'
+          '<td class="num">1.0</td><td class="num">0.5</td><td class="num">10.0</td>'
+          '<td class="num">25.0</td></tr>') in page
+  # Without timings (or with none of the report's sections) there is no such table.
+  files = report.write_report(sections, str(tmp_path / "plain"), scale="smoke",
+                              timings={"other_section": {"train": 1.0}})
+  plain = open(files.markdown, encoding="utf-8").read()
+  assert "Where the time went" not in plain
+  assert report.time_rows(sections, {}) == []

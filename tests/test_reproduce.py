@@ -4,13 +4,16 @@ import os
 import re
 import subprocess
 import sys
+import time
 
+import jax
+import jax.numpy as jnp
 import pytest
 from absl import flags
 from absl.testing import flagsaver
 
 from conftest import REPO, binary_env
-from leeml import lectures, reproduce
+from leeml import lectures, reproduce, timing
 from leeml.claims import FAIL, PASS, Claim, Stat, judge, less_than
 from leeml.lectures import EXPERIMENTS, Experiment, Figure, Section
 from test_report import make_png
@@ -34,7 +37,8 @@ def _claim(cid, check):
 @pytest.fixture
 def fakes(monkeypatch, tmp_path):
   """Registers fake_crash (raises), fake_mixed (PASS + FAIL, a workdir-relative figure, no
-  command) and fake_pass (one PASS, its own command and time); returns their calls."""
+  command; 0.1 s of train, a compile in eval) and fake_pass (one PASS, its own command and
+  time); returns their calls."""
   config_file = tmp_path / "fake_config.py"
   config_file.write_text(CONFIG)
   calls = []
@@ -45,6 +49,10 @@ def fakes(monkeypatch, tmp_path):
 
   def mixed(config, workdir):
     calls.append(("fake_mixed", config.num_train_steps, workdir))
+    with timing.phase("train"):
+      time.sleep(0.1)
+    with timing.phase("eval"):  # a fresh function: traced (and compiled) here
+      jax.jit(lambda v: v * config.seed + 0.5)(jnp.ones(3)).block_until_ready()
     make_png(os.path.join(workdir, "plots", "curve.png"))
     results = {"x": [1.0, 2.0, 3.0], "y": [float(config.seed)] * 3}
     return Section(
@@ -103,6 +111,17 @@ def test_a_crash_is_a_fail_section_and_the_next_experiment_runs(fakes, tmp_path)
   assert os.path.isfile(os.path.join(out, "figures", "fake_mixed", "curve.png"))
   page = open(os.path.join(out, "index.html"), encoding="utf-8").read()
   assert "experiment crashed: RuntimeError: boom at step 7" in page
+  # Where the time went: a row per experiment, the parts add up to its total.
+  rows = {m[0]: [float(x) for x in m[1:]] for m in re.findall(
+      r"^\| (fake_\w+|total) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) "
+      r"\| ([\d.]+) \|$", md, re.M)}
+  assert list(rows) == ["fake_crash", "fake_mixed", "total"]
+  compile_s, train, _, _, total, share = rows["fake_mixed"]
+  assert compile_s > 0.0 and 0.1 <= train < 0.1 + 0.5 and total >= 0.1
+  assert abs(sum(rows["fake_mixed"][:4]) - total) <= 0.25  # four roundings to 0.1
+  assert rows["fake_crash"][1] == 0.0 and rows["total"][5] == 100.0
+  assert share > 50.0  # the crash took next to no time
+  assert "Where the time went" in page
 
 
 def test_a_section_keeps_its_own_command_and_time(fakes, tmp_path):
@@ -175,6 +194,9 @@ def test_main_summary_and_exit_codes(fakes, tmp_path, capsys):
   assert "fake_crash, fake_mixed, fake_pass" in err
 
 
+# Three subprocesses, each importing jax and every lecture (~10 s of CPU each); the same
+# exit codes are checked in-process above. Run with `pytest -m slow`.
+@pytest.mark.slow
 def test_binary_help_and_unknown_name(tmp_path):
   reproduce.load_lectures()
   registered = sorted(lectures.EXPERIMENTS)
@@ -201,8 +223,8 @@ def test_binary_help_and_unknown_name(tmp_path):
   assert "--[no]strict" in proc.stdout and "Exit status: 0 when it ran" in proc.stdout
 
 
-def test_every_experiment_has_its_own_binary_with_the_reproduce_flags(tmp_path):
-  """experiments/<lecture>.py runs exactly one experiment, with --out report/<name>."""
+def test_every_experiment_has_its_own_binary():
+  """experiments/<lecture>.py runs exactly one experiment (`reproduce.run(only=[name])`)."""
   reproduce.load_lectures()
   sources = {}
   for name in os.listdir(os.path.join(REPO, "experiments")):
@@ -212,7 +234,13 @@ def test_every_experiment_has_its_own_binary_with_the_reproduce_flags(tmp_path):
   for exp in sorted(lectures.EXPERIMENTS):
     owners = [n for n, text in sources.items() if f'reproduce.run(only=["{exp}"])' in text]
     assert len(owners) == 1, (exp, owners)
-  # One of them, run: an unknown flag value fails the same way; --help names its default.
+
+
+# Two subprocesses (~10 s of CPU each). Run with `pytest -m slow`.
+@pytest.mark.slow
+def test_a_lecture_binary_has_the_reproduce_flags_and_defaults(tmp_path):
+  """An unknown flag value fails as in `leeml-reproduce`; --help names --only's and --out's
+  defaults (the lecture and report/<name>)."""
   binary = [sys.executable, os.path.join(REPO, "experiments", "lec08_classification.py")]
   proc = subprocess.run(binary + ["--help"], env=binary_env(), cwd=tmp_path,
                         capture_output=True, text=True, timeout=60)

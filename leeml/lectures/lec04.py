@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from leeml import claims, curvature, datasets, losses, plotting
+from leeml import claims, curvature, datasets, losses, plotting, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import MLP
 
@@ -60,9 +60,10 @@ def tiny_network(cfg, rtol: float = 1e-4) -> dict:
   escaped, escaped_loss = curvature.escape_saddle(loss, origin, cp0.escape_direction,
                                                   cfg.escape_step)
   path, p = [np.zeros(2), np.asarray(escaped["w"])], escaped
-  for _ in range(cfg.gd_steps):
-    p = jax.tree.map(lambda a, g: a - cfg.gd_learning_rate * g, p, grad(p))
-    path.append(np.asarray(p["w"]))
+  with timing.phase("train"):
+    for _ in range(cfg.gd_steps):
+      p = jax.tree.map(lambda a, g: a - cfg.gd_learning_rate * g, p, grad(p))
+      path.append(np.asarray(p["w"]))
   gd_at_saddle = jax.tree.map(lambda a, g: a - cfg.gd_learning_rate * g, origin, grad(origin))
   axis = np.linspace(-cfg.extent, cfg.extent, cfg.grid)
   w1, w2 = np.meshgrid(axis, axis, indexing="xy")
@@ -137,8 +138,9 @@ def minimum_ratio_points(cfg, seeds, rtol: float) -> list[dict]:
   for seed in seeds:
     p0 = model.init(jax.random.PRNGKey(seed), x[:1])["params"]
     for n in cfg.train_steps:
-      p = train(p0, n) if n else p0
-      trained_loss = float(loss(p))
+      with timing.phase("train"):
+        p = train(p0, n) if n else p0
+        trained_loss = float(loss(p))
       r = search(p)
       cp = curvature.classify_critical_point(loss, r.params, rtol=rtol)
       points.append(dict(seed=seed, train_steps=n, trained_loss=trained_loss, loss=r.loss,

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from leeml import claims, curvature, datasets, losses, models, plotting
+from leeml import timing as timing_lib  # `timing` names this lecture's part A results
 from leeml.lectures import Experiment, Figure, Section, Table, register
 
 SOURCE = ("Lecture 5 (Batch and Momentum), slides 'Small Batch v.s. Large Batch' "
@@ -67,9 +68,10 @@ def time_updates(cfg, progress: bool = True) -> list[dict]:
 
     def run(n, step=step, box=box, x=x, y=y):
       p = box[0]
-      for _ in range(n):
-        p, _ = step(p, x, y)
-      jax.block_until_ready(p)
+      with timing_lib.phase("train"):
+        for _ in range(n):
+          p, _ = step(p, x, y)
+        jax.block_until_ready(p)
       box[0] = p
     run(cfg.warmup)  # compile + warm up
     k = 1
@@ -186,10 +188,12 @@ def train_batch_size(model, data, batch_size: int, seeds, lr_grid, epochs: int) 
   lrs_r = np.tile(np.asarray(lr_grid, np.float32), len(seeds))
   n = len(data["x"])
   fn = _train_fn(model, batch_size, epochs, n)
-  params, (train_acc, train_loss, val_acc) = fn(seeds_r, lrs_r, data["x"], data["y"],
-                                                data["x_val"], data["y_val"])
-  test_acc, _ = jax.vmap(lambda p: _accuracy_and_loss(model, p, data["x_test"],
-                                                      data["y_test"]))(params)
+  with timing_lib.phase("train"):
+    params, (train_acc, train_loss, val_acc) = jax.block_until_ready(fn(
+        seeds_r, lrs_r, data["x"], data["y"], data["x_val"], data["y_val"]))
+  with timing_lib.phase("eval"):
+    test_acc, _ = jax.block_until_ready(jax.vmap(lambda p: _accuracy_and_loss(
+        model, p, data["x_test"], data["y_test"]))(params))
   shape = (len(seeds), len(lr_grid))
   return dict(params=params, shape=shape, steps=epochs * (n // batch_size),
               train_acc=np.asarray(train_acc).reshape(shape + (epochs,)),

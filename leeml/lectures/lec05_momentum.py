@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from leeml import claims, datasets, losses, models, optim, plotting, surfaces
+from leeml import claims, datasets, losses, models, optim, plotting, surfaces, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
 
 SOURCE = ("Lecture 5 (Batch and Momentum), slides 'Gradient Descent + Momentum': "
@@ -103,7 +103,8 @@ def network_curves(model, tx: optax.GradientTransformation, x, y, loss_name: str
             norms.reshape(-1))
 
   keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-  train_loss, batch_loss, grad_norm = jax.jit(jax.vmap(one_seed))(keys)
+  with timing.phase("train"):  # the periodic full-data losses are inside the same program
+    train_loss, batch_loss, grad_norm = jax.block_until_ready(jax.jit(jax.vmap(one_seed))(keys))
   return {"eval_steps": np.arange(0, num_steps + 1, eval_every),
           "train_loss": np.asarray(train_loss), "batch_loss": np.asarray(batch_loss),
           "grad_norm": np.asarray(grad_norm)}
@@ -127,7 +128,8 @@ def surface_runs(cfg) -> dict:
          "start_loss": np.asarray([float(loss(jnp.asarray(s))) for s in starts])}
   for key, tx in (("gd", optax.sgd(cfg.learning_rate)),
                   ("momentum", optim.lecture_momentum(cfg.learning_rate, cfg.momentum))):
-    tr = surfaces.trajectories(loss, tx, starts, cfg.num_steps)
+    with timing.phase("train"):
+      tr = jax.block_until_ready(surfaces.trajectories(loss, tx, starts, cfg.num_steps))
     end = np.asarray(tr.points[:, -1], np.float64)
     out[key] = dict(
         paths=np.asarray(tr.points), loss=np.asarray(tr.loss), grad_norm=np.asarray(tr.grad_norm),

@@ -14,12 +14,13 @@ B. Warmup: a post-norm residual MLP trained by Adam with and without a linear wa
 import os
 import time
 
+import jax
 import ml_collections
 import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from leeml import claims, models, plotting, surfaces
+from leeml import claims, models, plotting, surfaces, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.lectures.lec05_momentum import load_arrays, network_curves, optimizer
 
@@ -62,7 +63,9 @@ def valley_runs(cfg, th) -> list[dict]:
   loss = valley(cfg)
   out = []
   for method in cfg.methods:
-    tr = surfaces.trajectory(loss, surface_tx(method), tuple(cfg.start), cfg.num_steps)
+    with timing.phase("train"):
+      tr = jax.block_until_ready(surfaces.trajectory(loss, surface_tx(method),
+                                                     tuple(cfg.start), cfg.num_steps))
     pts, values = np.asarray(tr.points, np.float64), np.asarray(tr.loss, np.float64)
     norms = np.asarray(tr.grad_norm, np.float64)
     dist = np.linalg.norm(pts, axis=1)

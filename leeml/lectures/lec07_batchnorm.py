@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from leeml import claims, curvature, datasets, losses, plotting
+from leeml import claims, curvature, datasets, losses, plotting, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import MLP
 
@@ -85,8 +85,9 @@ def surface(x, y, cfg) -> dict:
   best = float(np.mean((a @ sol - y) ** 2))
   p0 = {"w": jnp.asarray(sol[:2] + np.asarray(cfg.start_offset), jnp.float32),
         "b": jnp.asarray(sol[2], jnp.float32)}
-  ls, ps = _gd_path(x, y, jnp.float32(1.0 / eig[-1]), p0, cfg.max_gd_steps)
-  ps = np.asarray(ps, np.float64)
+  with timing.phase("train"):
+    ls, ps = _gd_path(x, y, jnp.float32(1.0 / eig[-1]), p0, cfg.max_gd_steps)
+    ps = np.asarray(ps, np.float64)
   dist = np.linalg.norm(ps - sol, axis=1)
   gap = dist / dist[0]
   done = np.nonzero(gap <= cfg.converge_tol)[0]
@@ -211,7 +212,8 @@ def train_grid(cfg, norm: str, seeds, multipliers, data) -> dict:
     return (carry[3], train_loss, jnp.concatenate([acc0[None], acc]),
             jnp.concatenate([loss0[None], test_loss]), jnp.concatenate([pct0[None], pct]))
 
-  bad, train_loss, acc, test_loss, pct = jax.device_get(jax.jit(jax.vmap(one_run))(keys, lrs))
+  with timing.phase("train"):  # the periodic test evaluations are inside the same program
+    bad, train_loss, acc, test_loss, pct = jax.device_get(jax.jit(jax.vmap(one_run))(keys, lrs))
   steps = np.arange(acc.shape[1]) * cfg.eval_every_steps
   out: dict = {}
   for i, (seed, mult) in enumerate(runs):

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from leeml import claims, losses, plotting, train
+from leeml import claims, losses, plotting, timing, train
 from leeml import lectures
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.metric_writers import read_jsonl
@@ -53,7 +53,8 @@ def error_surface(cfg) -> dict:
       p = p - cfg.gd_learning_rate * grad(p)
       return p, p
 
-    _, path = jax.lax.scan(gd, start, None, length=cfg.gd_steps)
+    with timing.phase("train"):
+      _, path = jax.block_until_ready(jax.lax.scan(gd, start, None, length=cfg.gd_steps))
     path = jnp.concatenate([start[None], path])
     final_logits = jnp.concatenate([path[-1], jnp.array([-1000.0])])
     out[name] = {

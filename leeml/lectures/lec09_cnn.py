@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from leeml import claims, datasets, losses, plotting, runtime, transforms
+from leeml import claims, datasets, losses, plotting, runtime, timing, transforms
 from leeml import receptive_field as rf
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import MLP, get_model
@@ -187,10 +187,12 @@ def fit(model, data, tcfg, seeds, augmentation=None, desc: str = "") -> list[dic
     hist, times = [], []
     for i in range(tcfg.steps // chunk):
       t0 = time.perf_counter()
-      params, opt_state, loss = run_chunk(params, opt_state, jax.random.fold_in(k_data, i))
-      loss = float(loss)
+      with timing.phase("train"):
+        params, opt_state, loss = run_chunk(params, opt_state, jax.random.fold_in(k_data, i))
+        loss = float(loss)
       times.append(time.perf_counter() - t0)
-      ok = np.asarray(correct(params, x_all, y_all))
+      with timing.phase("eval"):
+        ok = np.asarray(correct(params, x_all, y_all))
       hist.append(dict(step=(i + 1) * chunk, train_loss=loss,
                        train_accuracy=float(ok[:n_tr].mean()),
                        test_accuracy=float(ok[n_tr:].mean())))
@@ -344,8 +346,9 @@ def sweep_accuracy(model, params, x, y, angles, magnifications) -> dict:
   """Test accuracy per rotation (mean over ±angle) and per content magnification."""
   thetas = jnp.stack([transforms.affine_matrix(s * a, 1.0) for a in angles for s in (1, -1)]
                      + [transforms.affine_matrix(0.0, 1.0 / m) for m in magnifications])
-  pred = _warped_predictions(model)(params, jnp.asarray(x), thetas.astype(jnp.float32))
-  acc = np.asarray(pred == jnp.asarray(y)[None], np.float64).mean(1)
+  with timing.phase("eval"):
+    pred = _warped_predictions(model)(params, jnp.asarray(x), thetas.astype(jnp.float32))
+    acc = np.asarray(pred == jnp.asarray(y)[None], np.float64).mean(1)
   rot = acc[: 2 * len(angles)].reshape(len(angles), 2).mean(1)
   return dict(rotation=rot.tolist(), scale=acc[2 * len(angles):].tolist())
 

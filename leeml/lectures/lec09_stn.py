@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from leeml import claims, datasets, models, plotting, train
+from leeml import claims, datasets, models, plotting, timing, train
 from leeml import lectures
 from leeml.datasets import distorted
 from leeml.lectures import Experiment, Figure, Section, Table, register
@@ -84,7 +84,8 @@ def train_runs(config, workdir: str) -> dict:
       if variant not in test_sets:
         test_sets[variant] = datasets.get_dataset(run_config.dataset).test
       params = jax.device_get(state.params)
-      out = transformer_outputs(run_config, params, test_sets[variant].inputs)
+      with timing.phase("eval"):
+        out = transformer_outputs(run_config, params, test_sets[variant].inputs)
       run["theta"] = out["theta"]
       if seed == config.seeds[0]:
         run["rectified"] = out["rectified"][:config.num_plot]

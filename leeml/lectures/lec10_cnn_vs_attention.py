@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from leeml import claims, conv_as_attention, datasets, plotting, runtime, transforms
+from leeml import claims, conv_as_attention, datasets, plotting, runtime, timing, transforms
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import attention, get_model, vit
 
@@ -154,12 +154,16 @@ def data_size_sweep(config, seeds) -> dict:
     for m in MODELS:
       key = jax.random.PRNGKey(seed)
       params = models[m].init(jax.random.fold_in(key, 1), x[:1])["params"]
-      params = trainers[m](params, px, py, padded, len(idx), jax.random.fold_in(key, 2))
-      acc = float(np.mean(np.argmax(np.asarray(predict[m](params, x_test)), -1) == y_test))
+      with timing.phase("train"):
+        params = jax.block_until_ready(
+            trainers[m](params, px, py, padded, len(idx), jax.random.fold_in(key, 2)))
+      with timing.phase("eval"):
+        acc = float(np.mean(np.argmax(np.asarray(predict[m](params, x_test)), -1) == y_test))
       results["accuracy"][m].setdefault(label, []).append(acc)
       if m == "vit":
-        dist = vit.attention_distances(attend(params, x_test), size, size,
-                                       config.vit["patch_size"])
+        with timing.phase("eval"):
+          dist = vit.attention_distances(attend(params, x_test), size, size,
+                                         config.vit["patch_size"])
         results["distance"].setdefault(label, []).append(dist)
   return results
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from leeml import claims, optim, parallel, plotting, seq2seq
+from leeml import claims, optim, parallel, plotting, seq2seq, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.train_state import TrainState
 
@@ -77,13 +77,15 @@ def train_variant(cfg, seeds) -> dict:
     state, losses = jax.lax.scan(body, state, jnp.arange(num_steps))
     return state.params, losses
 
-  params, losses = jax.jit(jax.vmap(one_seed))(jnp.asarray(seeds))
+  with timing.phase("train"):
+    params, losses = jax.block_until_ready(jax.jit(jax.vmap(one_seed))(jnp.asarray(seeds)))
   mesh = parallel.make_mesh()
   eval_step = jax.jit(seq2seq.make_eval_step(model))
   em, tok = [], []
   for i in range(len(seeds)):
     p = jax.tree.map(lambda x, i=i: x[i], params)
-    r = seq2seq.evaluate(model, p, corpus.test, corpus, cfg.eval_batch_size, mesh, eval_step)
+    with timing.phase("eval"):
+      r = seq2seq.evaluate(model, p, corpus.test, corpus, cfg.eval_batch_size, mesh, eval_step)
     em.append(r["exact_match"])
     tok.append(r["token_accuracy"])
   return {"loss": np.asarray(losses), "exact_match": np.array(em),
