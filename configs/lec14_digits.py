@@ -72,7 +72,7 @@ def get_config(scale: str | None = None):
       weight_param="spectral_norm", embed_weight_param="standard"))
 
   g = gan_config()
-  g.num_steps = {"smoke": 10, "cpu": 2000, "full": 20_000}[scale]
+  g.num_train_steps = {"smoke": 10, "cpu": 2000, "full": 20_000}[scale]
   g.critic_steps = 1
   g.loss = "hinge"
   g.latent_dim = 32

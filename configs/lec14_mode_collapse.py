@@ -55,7 +55,7 @@ def get_config(scale: str | None = None):
   c.num_std = 3.0
   c.progress_bar = False
 
-  # Shared train_gan fields; each variant sets loss, critic_steps, rates, num_steps.
+  # Shared train_gan fields; each variant sets loss, critic_steps, rates, num_train_steps.
   c.train = gan_config()
   c.train.latent_dim = 2            # as Gulrajani et al.'s toy runs
   c.train.log_every_steps = 250
@@ -73,11 +73,11 @@ def get_config(scale: str | None = None):
     wgan_steps = steps
   c.variants = ml_collections.ConfigDict({
       "vanilla": dict(loss="non_saturating", weight_param="standard", critic_steps=1,
-                      learning_rate=2e-3, num_steps=steps),
+                      learning_rate=2e-3, num_train_steps=steps),
       "wgan_gp": dict(loss="wgan_gp", weight_param="standard", critic_steps=5,
-                      learning_rate=1e-3, num_steps=wgan_steps),
+                      learning_rate=1e-3, num_train_steps=wgan_steps),
       "spectral_norm": dict(loss="hinge", weight_param="spectral_norm", critic_steps=1,
-                            learning_rate=1e-3, num_steps=steps),
+                            learning_rate=1e-3, num_train_steps=steps),
   })
   if scale == "smoke":
     c.train.log_every_steps = 10

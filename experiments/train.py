@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=g-import-not-at-top
 
-from leeml import config as config_lib, runtime, train  # pylint: disable=g-import-not-at-top
+from leeml import config as config_lib, loop, runtime, train  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and TensorBoard go here.")
@@ -47,7 +47,7 @@ def main(argv):
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except config_lib.ConfigError as e:
     sys.exit(f"leeml: invalid config: {e}")
-  except train.NonFiniteError as e:
+  except loop.NonFiniteError as e:
     sys.exit(f"leeml: {e}")
 
 

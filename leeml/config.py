@@ -1,10 +1,14 @@
 """The config schema of the training core and its validation, run before anything compiles.
 
 `base_config()` lists every key the core reads, with its default and therefore its type.
-`validate(config)` rejects unknown keys (with a "did you mean"), wrong types, impossible
-values and unknown names, each as one `ConfigError` line naming the field, e.g.
+`validate(config)` rejects unknown and missing keys (with a "did you mean"), wrong types,
+impossible values and unknown names, each as one `ConfigError` line naming the field, e.g.
 
   config.optimizer.learning_rate must be > 0 (got -0.1)
+
+The checks are public so that the other trainers' schemas (`leeml.seq2seq`, `leeml.gan.train`)
+reuse them: `check_keys`, `positive`, `one_of`, `validate_loop` (the loop's fields,
+`leeml.loop.loop_config()`, shared by every trainer).
 
 The `model` section is `name` plus the fields of that model's Linen module, so its
 schema comes from the module itself (`leeml.models.model_fields`); likewise the `dataset`
@@ -19,7 +23,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from leeml import datasets, losses, models, optim, pipeline
+from leeml import datasets, loop, losses, models, optim, pipeline
 from leeml.models import layers
 
 
@@ -31,15 +35,10 @@ def base_config() -> ml_collections.ConfigDict:
   """Every key of the training core, with defaults (a small MLP on Gaussian blobs)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.num_train_steps = 1000
+  c.update(loop.loop_config())  # num_train_steps, log/eval/checkpoint_every_steps, ...
   c.batch_size = 128          # global batch, split over all devices of all processes
   c.eval_batch_size = 512
-  c.eval_every_steps = 0      # 0: evaluate only at the end
   c.eval_on_train = False     # also log eval_train_loss/accuracy over the whole train split
-  c.log_every_steps = 50
-  c.checkpoint_every_steps = 500
-  c.keep_checkpoints = 3
-  c.progress_bar = True
   c.input_pipeline = "auto"   # 'device': data on device, batches gathered in the step
 
   c.dataset = ml_collections.ConfigDict(dict(
@@ -85,7 +84,10 @@ def _describe(default: Any) -> str:
   return type(default).__name__
 
 
-def _check_keys(section: str, cfg, schema: dict, what: str) -> None:
+def check_keys(section: str, cfg, schema: dict, what: str, *, required: bool = False) -> None:
+  """Unknown keys of `cfg` (with a "did you mean"), values whose type differs from the
+  schema's default and, with `required`, keys of the schema that `cfg` lacks are one
+  `ConfigError` line naming `config.<section><key>`."""
   for key in cfg.keys():
     if key not in schema:
       close = difflib.get_close_matches(key, list(schema), n=1)
@@ -93,6 +95,8 @@ def _check_keys(section: str, cfg, schema: dict, what: str) -> None:
       _fail(f"config.{section}{key} is not a known {what}{hint} (known: {', '.join(sorted(schema))})")
   for key, default in schema.items():
     if key not in cfg:
+      if required:
+        _fail(f"config.{section}{key} is missing (a required {what})")
       continue
     value = cfg[key]
     if isinstance(default, ml_collections.ConfigDict):
@@ -109,7 +113,8 @@ def _model_schema(name: str) -> dict:
   return schema
 
 
-def _positive(cfg, path: str, *, allow_zero: bool = False) -> None:
+def positive(cfg, path: str, *, allow_zero: bool = False) -> None:
+  """`config.<path>` (dotted) must be > 0 (>= 0 with `allow_zero`)."""
   value = cfg
   for part in path.split("."):
     value = value[part]
@@ -117,9 +122,19 @@ def _positive(cfg, path: str, *, allow_zero: bool = False) -> None:
     _fail(f"config.{path} must be {'>= 0' if allow_zero else '> 0'} (got {value!r})")
 
 
-def _one_of(path: str, value: str, valid) -> None:
+def one_of(path: str, value: str, valid) -> None:
+  """`config.<path>` must be one of `valid` (a name of a registry)."""
   if value not in valid:
     _fail(f"config.{path}={value!r} is not one of: {', '.join(sorted(valid))}")
+
+
+def validate_loop(config) -> None:
+  """The values of the loop's fields (`leeml.loop.loop_config()`): steps and intervals
+  > 0, `eval_every_steps` >= 0 (0: only at the end). Keys and types: `check_keys`."""
+  for path in ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
+               "keep_checkpoints"):
+    positive(config, path)
+  positive(config, "eval_every_steps", allow_zero=True)
 
 
 def validate(config, *, device_count: int | None = None, process_count: int | None = None) -> None:
@@ -127,44 +142,45 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
   device_count = jax.device_count() if device_count is None else device_count
   process_count = jax.process_count() if process_count is None else process_count
   base = base_config()
-  _check_keys("", config, {k: base[k] for k in base.keys()}, "top-level key")
+  check_keys("", config, {k: base[k] for k in base.keys()}, "top-level key", required=True)
   for section in ("loss", "optimizer", "schedule"):
-    _check_keys(f"{section}.", config[section], base[section].to_dict(), f"{section} field")
+    check_keys(f"{section}.", config[section], base[section].to_dict(), f"{section} field",
+               required=True)
+  validate_loop(config)
   if not isinstance(config.model.get("name"), str):
     _fail("config.model.name must be a str naming a model")
-  _one_of("model.name", config.model.name, models.MODELS)
-  _check_keys("model.", config.model, _model_schema(config.model.name),
-              f"field of model {config.model.name!r}")
+  one_of("model.name", config.model.name, models.MODELS)
+  check_keys("model.", config.model, _model_schema(config.model.name),
+             f"field of model {config.model.name!r}")
 
   if not isinstance(config.dataset.get("name"), str):
     _fail("config.dataset.name must be a str naming a dataset")
-  _one_of("dataset.name", config.dataset.name, datasets.DATASETS)
+  one_of("dataset.name", config.dataset.name, datasets.DATASETS)
   dataset_defaults = datasets.dataset_fields(config.dataset.name)
-  _check_keys("dataset.", config.dataset, {"name": "", **dataset_defaults},
-              f"field of dataset {config.dataset.name!r}")
-  _one_of("loss.name", config.loss.name, losses.LOSSES)
-  _one_of("input_pipeline", config.input_pipeline, pipeline.PIPELINES)
-  _one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
-  _one_of("schedule.name", config.schedule.name, optim.SCHEDULES)
+  check_keys("dataset.", config.dataset, {"name": "", **dataset_defaults},
+             f"field of dataset {config.dataset.name!r}")
+  one_of("loss.name", config.loss.name, losses.LOSSES)
+  one_of("input_pipeline", config.input_pipeline, pipeline.PIPELINES)
+  one_of("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
+  one_of("schedule.name", config.schedule.name, optim.SCHEDULES)
   for field, valid in (("activation", layers.ACTIVATIONS), ("norm", layers.NORMS),
                        ("pool", layers.POOLS), ("weight_param", layers.WEIGHT_PARAMS)):
     if field in config.model:
-      _one_of(f"model.{field}", config.model[field], valid)
+      one_of(f"model.{field}", config.model[field], valid)
 
-  for path in ("num_train_steps", "batch_size", "eval_batch_size", "log_every_steps",
-               "checkpoint_every_steps", "keep_checkpoints", "optimizer.learning_rate",
+  for path in ("batch_size", "eval_batch_size", "optimizer.learning_rate",
                *(f"dataset.{f}" for f in ("num_train", "num_test")
                  if f in config.dataset and dataset_defaults[f] != 0)):
-    _positive(config, path)
-  for path in ("eval_every_steps", "optimizer.weight_decay",
+    positive(config, path)
+  for path in ("optimizer.weight_decay",
                # where 0 means "all examples" (the real tfds datasets)
                *(f"dataset.{f}" for f in ("num_train", "num_test")
                  if f in config.dataset and dataset_defaults[f] == 0), "optimizer.grad_clip_norm",
                "schedule.warmup_steps", "schedule.decay_steps"):
-    _positive(config, path, allow_zero=True)
+    positive(config, path, allow_zero=True)
   for field in ("depth", "width", "kernel_size", "dense_width"):
     if field in config.model:
-      _positive(config, f"model.{field}", allow_zero=field in ("depth", "dense_width"))
+      positive(config, f"model.{field}", allow_zero=field in ("depth", "dense_width"))
   if not 0.0 <= config.loss.label_smoothing < 1.0:
     _fail(f"config.loss.label_smoothing must be in [0, 1) (got {config.loss.label_smoothing!r})")
   if config.schedule.warmup_steps > config.num_train_steps:

@@ -1,8 +1,9 @@
 """Training the encoder-decoder Transformer (lectures 12-13) through the foundation's pieces.
 
-`train_and_evaluate(config, workdir)` is `leeml.train`'s loop for sequence-to-sequence
-data: the same `TrainState`, optax chain (`leeml.optim.make_optimizer`: warmup schedules,
-adam/adamw, clipping from the usual `optimizer`/`schedule` sections), input pipeline
+`train_and_evaluate(config, workdir)` runs sequence-to-sequence data through the loop of
+every trainer (`leeml.loop.run_loop`): the same `TrainState`, optax chain
+(`leeml.optim.make_optimizer`: warmup schedules, adam/adamw, clipping from the usual
+`optimizer`/`schedule` sections), input pipeline
 (batches a function of (seed, step), so a resumed run replays exactly), jitted step with
 the state donated over the device mesh, JSONL/TensorBoard metrics, NaN stop and orbax
 checkpoints with resume. What differs is the step and the evaluation:
@@ -34,13 +35,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
-from tqdm.auto import tqdm
+from jax.experimental import multihost_utils
 
-from leeml import (checkpoint, config as config_lib, data, decoding, optim, parallel,
-                   pipeline, runtime, seq2seq_metrics, steps, train)
+from leeml import (config as config_lib, data, decoding, loop, optim, parallel, pipeline,
+                   runtime, seq2seq_metrics, steps)
 from leeml.datasets import dates, seq2seq_tasks
-from leeml.metric_writers import MetricWriter
 from leeml.models import transformer
 from leeml.train_state import TrainState
 
@@ -60,9 +59,8 @@ def base_config() -> ml_collections.ConfigDict:
   """
   core = config_lib.base_config()
   c = ml_collections.ConfigDict()
-  for key in ("seed", "num_train_steps", "batch_size", "eval_batch_size", "eval_every_steps",
-              "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "progress_bar",
-              "input_pipeline"):
+  c.update(loop.loop_config())
+  for key in ("seed", "batch_size", "eval_batch_size", "input_pipeline"):
     c[key] = core[key]
   c.batch_size = 64
   c.eval_batch_size = 256
@@ -91,30 +89,25 @@ def base_config() -> ml_collections.ConfigDict:
 def validate(config) -> None:
   """Raises `leeml.config.ConfigError` (one line naming the field) for a bad config."""
   base = base_config()
-  check = config_lib._check_keys  # pylint: disable=protected-access
-  check("", config, {k: base[k] for k in base.keys()}, "top-level key")
+  config_lib.check_keys("", config, {k: base[k] for k in base.keys()}, "top-level key",
+                        required=True)
   for section in ("task", "model", "loss", "optimizer", "schedule", "decode"):
-    check(f"{section}.", config[section], base[section].to_dict(), f"{section} field")
+    config_lib.check_keys(f"{section}.", config[section], base[section].to_dict(),
+                          f"{section} field", required=True)
+  config_lib.validate_loop(config)
   fail = config_lib.ConfigError
-  if config.task.name not in TASKS:
-    raise fail(f"config.task.name={config.task.name!r} is not one of: {', '.join(TASKS)}")
-  if config.model.norm_position not in ("pre", "post"):
-    raise fail(f"config.model.norm_position={config.model.norm_position!r} is not one of: "
-               "post, pre")
-  if config.model.positions not in transformer.POSITIONS:
-    raise fail(f"config.model.positions={config.model.positions!r} is not one of: "
-               f"{', '.join(transformer.POSITIONS)}")
+  config_lib.one_of("task.name", config.task.name, TASKS)
+  config_lib.one_of("model.norm_position", config.model.norm_position, ("pre", "post"))
+  config_lib.one_of("model.positions", config.model.positions, transformer.POSITIONS)
   if config.model.width % config.model.num_heads:
     raise fail(f"config.model.width={config.model.width} is not divisible by "
                f"config.model.num_heads={config.model.num_heads}")
-  for path in ("num_train_steps", "batch_size", "eval_batch_size", "log_every_steps",
-               "checkpoint_every_steps", "keep_checkpoints", "optimizer.learning_rate",
+  for path in ("batch_size", "eval_batch_size", "optimizer.learning_rate",
                "model.num_layers", "model.num_heads", "model.width", "model.mlp_dim",
                "model.max_len", "decode.beam_size"):
-    config_lib._positive(config, path)  # pylint: disable=protected-access
+    config_lib.positive(config, path)
   for split in ("num_train", "num_validation", "num_test"):  # translation: 0 = all
-    config_lib._positive(config, f"task.{split}",  # pylint: disable=protected-access
-                         allow_zero=config.task.name == "translation")
+    config_lib.positive(config, f"task.{split}", allow_zero=config.task.name == "translation")
   if not 0.0 <= config.loss.label_smoothing < 1.0:
     raise fail(f"config.loss.label_smoothing must be in [0, 1) (got "
                f"{config.loss.label_smoothing!r})")
@@ -131,6 +124,9 @@ def validate(config) -> None:
     if config[path] % jax.device_count():
       raise fail(f"config.{path}={config[path]} is not divisible by the device count "
                  f"{jax.device_count()}")
+    if config[path] % jax.process_count():
+      raise fail(f"config.{path}={config[path]} is not divisible by the process count "
+                 f"{jax.process_count()}")
 
 
 # ----------------------------------------------------------------------------- data
@@ -200,9 +196,13 @@ def token_loss(model, params, src, tgt, *, label_smoothing: float = 0.0, train: 
   return jnp.sum(loss) / jnp.maximum(jnp.sum(count), 1.0), logits
 
 
-def make_train_step(model, tx, *, label_smoothing: float = 0.0):
+def make_train_step(model, tx, *, label_smoothing: float = 0.0, diagnostics_every: int = 1,
+                    num_train_steps: int | None = None):
   """`train_step(state, batch, rng) -> (state, metrics)` for batch {'inputs': sources,
-  'targets': targets}; the update and the common metrics are `steps.apply_gradients`."""
+  'targets': targets}; the update and the common metrics are `steps.apply_gradients`,
+  with the grad/param/update norms computed on the steps `steps.diagnostics_due` names
+  (NaN on the others)."""
+  steps.diagnostics_due(0, diagnostics_every, num_train_steps)  # validates the arguments
 
   def train_step(state: TrainState, batch, rng):
     rngs = {"dropout": jax.random.fold_in(rng, state.step)}
@@ -210,7 +210,9 @@ def make_train_step(model, tx, *, label_smoothing: float = 0.0):
     (loss, logits), grads = jax.value_and_grad(
         lambda p: token_loss(model, p, src, tgt, label_smoothing=label_smoothing,
                              train=True, rngs=rngs), has_aux=True)(state.params)
-    state, metrics = steps.apply_gradients(state, tx, grads, loss)
+    state, metrics = steps.apply_gradients(
+        state, tx, grads, loss,
+        diagnostics=steps.diagnostics_due(state.step + 1, diagnostics_every, num_train_steps))
     real = tgt != PAD
     metrics["train_token_accuracy"] = (jnp.sum((jnp.argmax(logits, -1) == tgt) & real)
                                        / jnp.maximum(jnp.sum(real), 1))
@@ -237,15 +239,28 @@ def make_eval_step(model):
 # ----------------------------------------------------------------------------- evaluation
 
 
+def all_rows(x: jax.Array) -> np.ndarray:
+  """A batch-sharded array as one numpy array of all its rows, on every process (with
+  several processes a process addresses only its own rows: they are all-gathered)."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _eval_batches(split, batch_size: int):
+  """This process's part of every global eval batch of `split` (sources, targets)."""
+  return data.eval_batches(data.ArraySplit(split.sources, split.targets), batch_size,
+                           jax.process_index(), jax.process_count())
+
+
 def decode_split(model, params, split, batch_size: int, mesh, *, beam_size: int = 0,
                  alpha: float = 0.0) -> np.ndarray:
   """Generated tokens [N, target width] for every source of `split`: greedy search, or
-  the best hypothesis of beam search with `beam_size` > 0."""
+  the best hypothesis of beam search with `beam_size` > 0. Every process gets them all."""
   max_len = split.targets.shape[1]
   out = []
   n = len(split.sources)
-  arrays = data.ArraySplit(split.sources, split.targets)
-  for local in data.eval_batches(arrays, batch_size):
+  for local in _eval_batches(split, batch_size):
     src = parallel.global_batch({"src": local["inputs"]}, mesh)["src"]
     if beam_size:
       tokens = decoding.beam_search(model, params, src, beam_size=beam_size, max_len=max_len,
@@ -253,7 +268,7 @@ def decode_split(model, params, split, batch_size: int, mesh, *, beam_size: int 
     else:
       tokens = decoding.greedy_search(model, params, src, max_len=max_len, bos_id=BOS,
                                       eos_id=EOS, pad_id=PAD)[0]
-    out.append(parallel.to_host(tokens))
+    out.append(all_rows(tokens))
   return np.concatenate(out)[:n]
 
 
@@ -263,7 +278,7 @@ def evaluate(model, params, split, corpus: Corpus, batch_size: int, mesh, eval_s
   text tasks, bleu of greedy decoding; with beam_size > 0 also beam_exact_match and
   beam_bleu. Also returns the decoded tokens under 'greedy_tokens' (/'beam_tokens')."""
   totals: dict = {}
-  for local in data.eval_batches(data.ArraySplit(split.sources, split.targets), batch_size):
+  for local in _eval_batches(split, batch_size):
     sums = parallel.to_host(eval_step(params, parallel.global_batch(local, mesh)))
     for k, v in sums.items():
       totals[k] = totals.get(k, 0.0) + float(v)
@@ -338,8 +353,6 @@ def train_and_evaluate(config, workdir: str, *, mesh=None,
   """
   t_start = time.perf_counter()
   validate(config)
-  os.makedirs(workdir, exist_ok=True)
-  train._write_config(config, workdir)  # pylint: disable=protected-access
   mesh = parallel.make_mesh() if mesh is None else mesh
   replicated = parallel.replicated(mesh)
 
@@ -357,63 +370,33 @@ def train_and_evaluate(config, workdir: str, *, mesh=None,
   split = data.ArraySplit(corpus.train.sources, corpus.train.targets)
   feeder = pipeline.choose(config.input_pipeline, split, config.batch_size, config.seed, mesh)
   train_step = jax.jit(
-      feeder.wrap(make_train_step(model, tx, label_smoothing=config.loss.label_smoothing)),
+      feeder.wrap(make_train_step(model, tx, label_smoothing=config.loss.label_smoothing,
+                                  diagnostics_every=config.log_every_steps,
+                                  num_train_steps=config.num_train_steps)),
       donate_argnums=0, compiler_options=runtime.step_compiler_options())
   eval_step = jax.jit(make_eval_step(model))
 
-  manager = checkpoint.make_manager(workdir, keep=config.keep_checkpoints)
-  if manager.latest_step() is not None:
-    state = checkpoint.restore(manager, state)
-    logging.info("resumed from step %d in %s", manager.latest_step(), workdir)
-  start = int(parallel.to_host(state.step))
+  def validation(state, step):  # pylint: disable=unused-argument
+    return _scalars("eval_", evaluate(model, state.params, corpus.validation, corpus,
+                                      config.eval_batch_size, mesh, eval_step))
 
-  writer = MetricWriter(workdir)
-  pending: list = []
-  bar = tqdm(total=config.num_train_steps, initial=start, desc="seq2seq", unit="step",
-             disable=not config.progress_bar or jax.process_index() != 0, dynamic_ncols=True)
+  test: dict = {}
 
-  def flush():
-    host = parallel.to_host(pending)
-    for s, m in host:
-      writer.write(s, m, tensorboard=False)
-    if host:
-      means = {k: np.mean([m[k] for _, m in host]) for k in host[-1][1]}
-      writer.write(host[-1][0], means, jsonl=False)
-      bar.set_postfix(loss=f"{float(host[-1][1]['train_loss']):.4g}")
-    pending.clear()
-    writer.flush()
+  def final_test(state):
+    test.update(evaluate(model, state.params, corpus.test, corpus, config.eval_batch_size,
+                         mesh, eval_step, beam_size=config.decode.beam_size if final_beam else 0,
+                         alpha=config.decode.alpha))
+    return _scalars("test_", test)
 
-  def validation():
-    return evaluate(model, state.params, corpus.validation, corpus, config.eval_batch_size,
-                    mesh, eval_step)
+  trained = False  # whether this call ran a step (not when it resumed a finished run)
 
-  try:
-    for step in range(start, config.num_train_steps):
-      state, metrics = train_step(state, feeder.feed(step), train_rng)
-      done = step + 1
-      pending.append((done, metrics))
-      bar.update(1)
-      last = done == config.num_train_steps
-      if done % config.log_every_steps == 0 or last:
-        flush()
-        train._check_finite(state, manager)  # pylint: disable=protected-access
-      if (config.eval_every_steps and done % config.eval_every_steps == 0) or last:
-        writer.write(done, _scalars("eval_", validation()))
-      if done % config.checkpoint_every_steps == 0 or last:
-        train._check_finite(state, manager)  # pylint: disable=protected-access
-        checkpoint.save(manager, done, state)
-    beam = config.decode.beam_size if final_beam else 0
-    test = evaluate(model, state.params, corpus.test, corpus, config.eval_batch_size, mesh,
-                    eval_step, beam_size=beam, alpha=config.decode.alpha)
-    if start < config.num_train_steps:
-      writer.write(config.num_train_steps, _scalars("test_", test))
-  finally:
-    if pending:
-      flush()
-    bar.close()
-    manager.wait_until_finished()
-    writer.close()
-  trained = start < config.num_train_steps
+  def step_fn(state, step):
+    nonlocal trained
+    trained = True
+    return train_step(state, feeder.feed(step), train_rng)
+
+  state, _ = loop.run_loop(state=state, step_fn=step_fn, config=config, workdir=workdir,
+                           evaluate=validation, final_evaluate=final_test, desc="seq2seq")
   seconds = _run_seconds(workdir, time.perf_counter() - t_start if trained else 0.0)
   return Result(state, model, corpus, test, seconds)
 
@@ -433,5 +416,6 @@ def run_config(base, **overrides) -> ml_collections.ConfigDict:
 
 __all__ = ("TASKS", "base_config", "validate", "Corpus", "load_task", "make_model",
            "token_loss", "make_train_step", "make_eval_step",
-           "decode_split", "evaluate", "cross_attention", "Result", "train_and_evaluate",
+           "all_rows", "decode_split", "evaluate", "cross_attention", "Result",
+           "train_and_evaluate",
            "run_config")

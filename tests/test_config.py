@@ -76,6 +76,18 @@ def test_bad_config_gives_one_clear_line(desc, mutate, fragment):
   assert fragment in message, message
 
 
+@pytest.mark.parametrize("section,key", [("", "eval_on_train"), ("", "log_every_steps"),
+                                         ("optimizer.", "momentum"), ("schedule.", "name")])
+def test_a_missing_key_is_one_line_naming_it(section, key):
+  # Before: validation skipped missing keys, and a config without eval_on_train trained
+  # until its first evaluation read the key.
+  config = tiny_config()
+  del (config[section[:-1]] if section else config)[key]
+  with pytest.raises(config_lib.ConfigError,
+                     match=rf"^config\.{section}{key} is missing \(a required .*\)$"):
+    config_lib.validate(config, device_count=1, process_count=1)
+
+
 def test_batch_not_divisible_by_device_count():
   config = tiny_config(batch_size=36)
   config_lib.validate(config, device_count=4, process_count=1)  # 36 = 4 * 9: fine

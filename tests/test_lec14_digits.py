@@ -29,6 +29,7 @@ def test_cpu_thresholds_are_in_the_config_and_docstring():
   assert config_lib.get_config("full").dataset.name == "mnist"
 
 
+@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
 def test_lec14_digits_runs_end_to_end_and_judges_its_claims(tmp_path, quick_compiles):
   config = config_lib.get_config("smoke")
   section = lec.run(config, str(tmp_path))
@@ -50,4 +51,4 @@ def test_lec14_digits_runs_end_to_end_and_judges_its_claims(tmp_path, quick_comp
   runs = sorted(os.listdir(tmp_path / "runs"))
   assert [r.split("_seed")[0] for r in runs] == ["conditional", "unconditional"]
   for r in runs:
-    assert os.listdir(tmp_path / "runs" / r / "checkpoints") == [str(config.gan.num_steps)]
+    assert os.listdir(tmp_path / "runs" / r / "checkpoints") == [str(config.gan.num_train_steps)]

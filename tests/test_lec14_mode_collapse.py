@@ -1,6 +1,7 @@
 """Lecture 14 (mode collapse): the run configs, the best-variant rule, and the experiment
 end to end at smoke scale (a rerun reuses the finished runs)."""
 
+import pytest
 import os
 
 import numpy as np
@@ -15,10 +16,10 @@ def test_run_config_takes_the_variant_fields():
   config = config_lib.get_config("cpu")
   c = lec.run_config(config, "grid25", "wgan_gp", seed=2)
   assert (c.loss, c.critic_steps, c.seed) == ("wgan_gp", 5, 2)
-  assert c.num_steps == config.variants.wgan_gp.num_steps["grid25"]
-  assert c.num_steps // c.eval_every_steps == config.snapshots
+  assert c.num_train_steps == config.variants.wgan_gp.num_train_steps["grid25"]
+  assert c.num_train_steps // c.eval_every_steps == config.snapshots
   assert c.d_optimizer.learning_rate == config.variants.wgan_gp.learning_rate
-  assert c.checkpoint_every_steps == c.num_steps
+  assert c.checkpoint_every_steps == c.num_train_steps
   assert config.thresholds.ring8_best_modes == 7.5
   assert config.thresholds.grid25_best_modes == 23.0
 
@@ -38,9 +39,10 @@ def test_best_variant_and_final_values():
   assert ev.numbers["a: modes covered (of 25)"].mean == 21.0
 
 
+@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
 def test_lec14_mode_collapse_runs_end_to_end(tmp_path, quick_compiles):
   config = config_lib.get_config("smoke")
-  config.variants.vanilla.num_steps = dict(ring8=20, grid25=20)
+  config.variants.vanilla.num_train_steps = dict(ring8=20, grid25=20)
   del config.variants["spectral_norm"]   # test time; its critic runs in test_gan_train
   section = lec.run(config, str(tmp_path))
   assert [v.claim.id for v in section.verdicts] == [

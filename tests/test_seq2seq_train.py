@@ -1,4 +1,6 @@
-"""Seq2seq training (leeml/seq2seq.py): the step learns, masks, resume, determinism."""
+"""Seq2seq training (leeml/seq2seq.py): the step learns, masks, evaluation (also over two
+processes), Result and config validation. Resume after kill -9, the NaN stop and 8 devices
+== 1 are tests/test_trainers.py's, for every trainer."""
 
 import json
 import os
@@ -10,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, binary_env
-from leeml import config as config_lib, optim, parallel, seq2seq, train
+from conftest import REPO, binary_env, free_port
+from leeml import config as config_lib, optim, parallel, seq2seq
 from leeml.metric_writers import read_jsonl
 from leeml.models import transformer
 from leeml.train_state import TrainState
@@ -107,38 +109,28 @@ def test_evaluate_scores_decoded_outputs_against_the_targets():
   assert pad.any() and np.all(weights[pad] == 0.0)
 
 
-def _train_losses(workdir):
-  recs = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-  return [r["train_loss"] for r in recs if "train_loss" in r]
-
-
-def test_resume_is_bit_identical_and_seeds_are_deterministic(tmp_path):
-  d = {k: str(tmp_path / k) for k in ("a", "split")}
-  a = seq2seq.train_and_evaluate(tiny_config(), d["a"], final_beam=False)
-  assert len(_train_losses(d["a"])) == 8
-  assert set(a.test) >= {"loss", "token_accuracy", "exact_match", "greedy_tokens"}
-  # N/2 steps, then the same run extended to N (resumed from its checkpoint at N/2), in
-  # another directory: the same seed gives the same numbers, bit for bit.
-  seq2seq.train_and_evaluate(tiny_config(num_train_steps=4), d["split"], final_beam=False)
-  assert sorted(os.listdir(os.path.join(d["split"], "checkpoints"))) == ["4"]
-  resumed = seq2seq.train_and_evaluate(tiny_config(), d["split"])
-  for x, y in zip(jax.tree.leaves(parallel.to_host(a.state.params)),
-                  jax.tree.leaves(parallel.to_host(resumed.state.params))):
-    np.testing.assert_array_equal(x, y)
-  assert _train_losses(d["split"]) == _train_losses(d["a"])
-  assert resumed.test["exact_match"] == a.test["exact_match"]
+@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
+def test_extended_run_logs_every_step_once_and_adds_up_its_seconds(tmp_path):
+  workdir = str(tmp_path / "split")
+  seq2seq.train_and_evaluate(tiny_config(num_train_steps=4), workdir, final_beam=False)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4"]
+  resumed = seq2seq.train_and_evaluate(tiny_config(), workdir)  # extended to 8 steps
+  records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert [r["step"] for r in records if "train_loss" in r] == list(range(1, 9))
+  assert [r["step"] for r in records if "eval_exact_match" in r] == [4, 8]
+  tests = [r for r in records if "test_exact_match" in r]
+  assert [r["step"] for r in tests] == [4, 8]
+  assert tests[-1]["test_exact_match"] == resumed.test["exact_match"]
+  assert tests[-1]["test_beam_exact_match"] == resumed.test["beam_exact_match"]
   # Wall time adds up over the calls that trained; a finished run keeps its time.
-  again = seq2seq.train_and_evaluate(tiny_config(), d["split"], final_beam=False)
+  again = seq2seq.train_and_evaluate(tiny_config(), workdir, final_beam=False)
   assert again.seconds == resumed.seconds > 0.0
   assert 0.0 <= resumed.test["beam_exact_match"] <= 1.0
   assert resumed.test["beam_tokens"].shape == resumed.corpus.test.targets.shape
+  assert len(read_jsonl(os.path.join(workdir, "metrics.jsonl"))) == len(records)
 
 
-def test_nan_stops_with_the_step_and_bad_configs_fail_early(tmp_path):
-  with pytest.raises(train.NonFiniteError, match="at step"):
-    seq2seq.train_and_evaluate(tiny_config(**{"optimizer.learning_rate": 1e38,
-                                              "optimizer.name": "sgd"}),
-                               str(tmp_path / "nan"), final_beam=False)
+def test_bad_configs_fail_early(tmp_path):
   bad = tiny_config()
   bad.model.widht = 8
   with pytest.raises(config_lib.ConfigError, match="did you mean 'width'"):
@@ -147,40 +139,59 @@ def test_nan_stops_with_the_step_and_bad_configs_fail_early(tmp_path):
     seq2seq.validate(tiny_config(**{"task.name": "poetry"}))
   with pytest.raises(config_lib.ConfigError, match="max_len"):
     seq2seq.train_and_evaluate(tiny_config(**{"model.max_len": 3}), str(tmp_path / "short"))
+  # A missing key is one line naming it (before: skipped, then a crash mid-run).
+  for section, key in (("", "eval_every_steps"), ("decode.", "alpha"), ("task.", "min_len")):
+    config = tiny_config()
+    del (config[section[:-1]] if section else config)[key]
+    with pytest.raises(config_lib.ConfigError, match=rf"^config\.{section}{key} is missing"):
+      seq2seq.validate(config)
 
 
-_EIGHT_VS_ONE = r"""
-import json, sys, tempfile
+# Two processes (2 CPU devices each) joined by jax.distributed evaluate the same params:
+# every process must read only its part of each eval batch and get ALL decoded rows back.
+_TWO_PROCESSES = r"""
+import json, sys
 import jax, numpy as np
-jax.config.update("jax_disable_most_optimizations", True)   # tiny shapes: quick compiles
+jax.config.update("jax_disable_most_optimizations", True)
 sys.path.insert(0, "tests")
-from test_seq2seq_train import tiny_config
-from leeml import parallel, seq2seq
-assert jax.device_count() == 8, jax.devices()
-out = {}
-for n in (8, 1):
-  # SGD: Adam would turn float noise in the key bias's gradient (exactly 0 in exact
-  # arithmetic: softmax ignores a constant score shift) into +-lr steps.
-  config = tiny_config(num_train_steps=4, **{"optimizer.name": "sgd",
-                                             "optimizer.learning_rate": 0.3})
-  r = seq2seq.train_and_evaluate(config, tempfile.mkdtemp(),
-                                 mesh=parallel.make_mesh(jax.devices()[:n]), final_beam=False)
-  out[str(n)] = [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(r.state.params)]
-  out[f"{n}_devices"] = len(jax.tree.leaves(r.state.params)[0].sharding.device_set)
-  out[f"{n}_loss"] = r.test["loss"]
-print("RESULT" + json.dumps(out))
+from leeml import runtime
+runtime.initialize_distributed(f"127.0.0.1:{sys.argv[1]}", 2, int(sys.argv[2]))
+from test_seq2seq_train import evaluate_untrained
+print("RESULT" + json.dumps(evaluate_untrained()))
 """
 
 
-def test_eight_devices_give_the_one_device_params():
-  """The batch sharded over 8 devices (params replicated) trains like one device."""
-  proc = subprocess.run([sys.executable, "-c", _EIGHT_VS_ONE], cwd=REPO,
-                        env=binary_env(device_count=8), capture_output=True, text=True,
-                        timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  out = json.loads(proc.stdout.split("RESULT")[-1])
-  assert out["8_devices"] == 8 and out["1_devices"] == 1
-  assert len(out["8"]) == len(out["1"]) > 10
-  for a, b in zip(out["8"], out["1"]):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-  assert out["8_loss"] == pytest.approx(out["1_loss"], rel=1e-4)
+def evaluate_untrained() -> dict:
+  """The test-split evaluation of the PRNGKey(0) init over all devices: 20 examples in
+  batches of 8 (the last one padded)."""
+  config = tiny_config(**{"model.dropout": 0.0, "task.num_test": 20})
+  corpus, model, _, state, _, _ = _setup(config)
+  mesh = parallel.make_mesh()
+  replicated = parallel.replicated(mesh)
+  params = jax.tree.map(lambda x: jax.make_array_from_callback(
+      x.shape, replicated, lambda idx, x=np.asarray(x): x[idx]), state.params)
+  out = seq2seq.evaluate(model, params, corpus.test, corpus, 8, mesh,
+                         jax.jit(seq2seq.make_eval_step(model)))
+  return {"loss": out["loss"], "token_accuracy": out["token_accuracy"],
+          "exact_match": out["exact_match"], "tokens": out["greedy_tokens"].tolist(),
+          "devices": jax.device_count(), "processes": jax.process_count()}
+
+
+@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
+def test_two_processes_evaluate_like_one():
+  port = free_port()
+  procs = [subprocess.Popen([sys.executable, "-c", _TWO_PROCESSES, str(port), str(i)],
+                            cwd=REPO, env=binary_env(device_count=2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  two = [json.loads(out.split("RESULT")[-1]) for out, _ in outs]
+  one = evaluate_untrained()
+  assert one["devices"] == 1 and two[0]["devices"] == 4 and two[0]["processes"] == 2
+  assert len(one["tokens"]) == 20
+  for got in two:  # every process gets the whole split's numbers
+    assert got["tokens"] == one["tokens"]
+    assert got["exact_match"] == one["exact_match"]
+    assert got["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    assert got["token_accuracy"] == pytest.approx(one["token_accuracy"], rel=1e-6)

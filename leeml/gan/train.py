@@ -1,11 +1,12 @@
 """`train_gan(config, workdir, ...)`: the GAN training loop (lecture 14).
 
-The GAN counterpart of `leeml.train.train_and_evaluate`, with the same habits: the state
-is built from `config.seed` and replicated over a `leeml.parallel` mesh; one jitted,
-donated step (`leeml.gan.step`: k critic updates, then one generator update) runs per
-loop iteration on a real batch sharded along `data`; metrics go to `workdir/metrics.jsonl`
-(and TensorBoard) at log steps; orbax checkpoints go to `workdir/checkpoints`, never with
-a NaN/inf in them; rerunning with the same workdir resumes from the latest checkpoint.
+The GAN counterpart of `leeml.train.train_and_evaluate`, on the same loop
+(`leeml.loop.run_loop`): the state is built from `config.seed` and replicated over a
+`leeml.parallel` mesh; one jitted, donated step (`leeml.gan.step`: k critic updates, then
+one generator update) runs per loop iteration on a real batch sharded along `data`;
+metrics go to `workdir/metrics.jsonl` (and TensorBoard) at log steps as interval means;
+orbax checkpoints go to `workdir/checkpoints`, never with a NaN/inf in them; rerunning
+with the same workdir resumes from the latest checkpoint.
 Because the real batches are a function of (seed, step) (the caller's `real_batch`) and
 all noise of a step is drawn from `fold_in(rng, state.step)`, a resumed run replays the
 uninterrupted run bit for bit.
@@ -17,7 +18,7 @@ leading axes (k, B, ...), k = `config.critic_steps`, and `init_sample` is one ba
 
 Config fields (an `ml_collections.ConfigDict`; `gan_config()` lists them with defaults):
   seed                    init and noise (the data's seed is the caller's)
-  num_steps               generator updates (each after `critic_steps` critic updates)
+  num_train_steps         generator updates (each after `critic_steps` critic updates)
   critic_steps            k, critic updates per generator update
   loss                    a name of `leeml.gan.GAN_LOSSES` (minimax, non_saturating, wgan,
                           wgan_gp, hinge)
@@ -27,42 +28,33 @@ Config fields (an `ml_collections.ConfigDict`; `gan_config()` lists them with de
   g_optimizer,            Adam of each network: learning_rate, b1, b2 (Gulrajani et al.
   d_optimizer               2017 use 1e-4, 0.5, 0.9 for WGAN-GP), end_learning_rate_factor
                             (1: constant; else a linear decay to that fraction of the rate
-                            over the run: num_steps updates of G, num_steps·k of the critic)
-  log_every_steps         interval of the logged means of the step metrics
-  eval_every_steps        calls of `evaluate(state, step)`; 0: only at the end
-  checkpoint_every_steps  orbax saves (also at the end)
-  keep_checkpoints        how many the manager keeps
-  progress_bar            tqdm bar on/off
+                            over the run: num_train_steps updates of G, num_train_steps·k of
+                            the critic)
+  log_every_steps,        the loop's fields (`leeml.loop.loop_config()`): log interval
+  eval_every_steps,         (of the logged means of the step metrics), calls of
+  checkpoint_every_steps,   `evaluate(state, step)` (0: only at the end), orbax saves
+  keep_checkpoints,         (also at the end), how many the manager keeps, tqdm bar
+  progress_bar
 """
 
-import os
-import time
 from typing import Any, Callable
 
 import jax
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec as P
-from tqdm.auto import tqdm
 
-from leeml import checkpoint, config as config_lib, parallel
+from leeml import config as config_lib, loop, parallel
 from leeml.gan import losses as gan_losses
 from leeml.gan.step import GANState, init_gan_state, jit_gan_step, make_gan_step
-from leeml.metric_writers import MetricWriter, read_jsonl
-from leeml.train import NonFiniteError, _write_config  # pylint: disable=protected-access
-
-# The training core's config checks (one ConfigError line naming the field), reused.
-_check_keys = config_lib._check_keys  # pylint: disable=protected-access
-_positive = config_lib._positive  # pylint: disable=protected-access
 
 
 def gan_config() -> ml_collections.ConfigDict:
   """Every field `train_gan` reads, with its default (and therefore its type)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.num_steps = 1000
+  c.update(loop.loop_config())
   c.critic_steps = 1
   c.loss = "non_saturating"
   c.latent_dim = 2
@@ -73,37 +65,30 @@ def gan_config() -> ml_collections.ConfigDict:
   c.d_optimizer = ml_collections.ConfigDict(dict(learning_rate=1e-4, b1=0.5, b2=0.9,
                                                 end_learning_rate_factor=1.0))
   c.log_every_steps = 100
-  c.eval_every_steps = 0
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 2
-  c.progress_bar = True
   return c
 
 
 def validate_gan_config(config) -> None:
   """Raises `leeml.config.ConfigError` (one line naming the field) for a config that
-  `train_gan` cannot run: unknown keys, wrong types, impossible values, unknown loss."""
+  `train_gan` cannot run: unknown or missing keys, wrong types, impossible values, unknown
+  loss."""
   base = gan_config()
-  for key in base.keys():
-    if key not in config:
-      raise config_lib.ConfigError(f"config.{key} is missing (train_gan reads it)")
-  _check_keys("", config, {k: base[k] for k in base.keys()}, "train_gan field")
+  config_lib.check_keys("", config, {k: base[k] for k in base.keys()}, "train_gan field",
+                        required=True)
   for name in ("g_optimizer", "d_optimizer"):
-    _check_keys(f"{name}.", config[name], base[name].to_dict(), "Adam field")
-    for field in base[name].keys():
-      if field not in config[name]:
-        raise config_lib.ConfigError(f"config.{name}.{field} is missing")
-  if config.loss not in gan_losses.GAN_LOSSES:
-    raise config_lib.ConfigError(f"config.loss={config.loss!r} is not one of: "
-                                 f"{', '.join(sorted(gan_losses.GAN_LOSSES))}")
-  for path in ("num_steps", "critic_steps", "latent_dim", "log_every_steps",
-               "checkpoint_every_steps", "keep_checkpoints", "g_optimizer.learning_rate",
+    config_lib.check_keys(f"{name}.", config[name], base[name].to_dict(), "Adam field",
+                          required=True)
+  config_lib.validate_loop(config)
+  config_lib.one_of("loss", config.loss, gan_losses.GAN_LOSSES)
+  for path in ("critic_steps", "latent_dim", "g_optimizer.learning_rate",
                "d_optimizer.learning_rate"):
-    _positive(config, path)
-  for path in ("eval_every_steps", "gp_weight", "clip_value"):
-    _positive(config, path, allow_zero=True)
+    config_lib.positive(config, path)
+  for path in ("gp_weight", "clip_value"):
+    config_lib.positive(config, path, allow_zero=True)
   for name in ("g_optimizer", "d_optimizer"):
-    _positive(config, f"{name}.end_learning_rate_factor", allow_zero=True)
+    config_lib.positive(config, f"{name}.end_learning_rate_factor", allow_zero=True)
   for name in ("g_optimizer", "d_optimizer"):
     for b in ("b1", "b2"):
       if not 0.0 <= config[name][b] < 1.0:
@@ -116,15 +101,15 @@ def make_gan_optimizers(config) -> tuple[optax.GradientTransformation,
   """(generator, critic) Adam chains from `config.g_optimizer` / `config.d_optimizer`
   (fields learning_rate, b1, b2, end_learning_rate_factor), with the learning rate
   injected so it can be logged. The critic takes `critic_steps` updates per step, so its
-  decay spans num_steps · critic_steps updates."""
+  decay spans num_train_steps · critic_steps updates."""
   def adam(c, updates: int):
     lr = c.learning_rate
     if c.end_learning_rate_factor != 1.0:
       lr = optax.linear_schedule(c.learning_rate, c.learning_rate * c.end_learning_rate_factor,
                                  updates)
     return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=c.b1, b2=c.b2)
-  return (adam(config.g_optimizer, config.num_steps),
-          adam(config.d_optimizer, config.num_steps * config.critic_steps))
+  return (adam(config.g_optimizer, config.num_train_steps),
+          adam(config.d_optimizer, config.num_train_steps * config.critic_steps))
 
 
 def _place_batch(real, mesh):
@@ -151,15 +136,6 @@ def _check_batch(real, config, mesh) -> None:
                        f"{mesh.size}")
 
 
-def _check_finite(state: GANState, manager) -> None:
-  bad = int(parallel.to_host(state.nonfinite_step))
-  if bad >= 0:  # steps count updates from 1, as in metrics.jsonl and checkpoint names
-    last = (f"step {manager.latest_step()} in {manager.directory}" if manager is not None
-            else "none (no workdir)")
-    raise NonFiniteError(f"GAN loss or gradients became NaN/inf at step {bad + 1}; "
-                         f"stopping. Last good checkpoint: {last}")
-
-
 def _learning_rates(state: GANState) -> dict:
   out = {}
   for name, opt_state in (("g", state.g_opt_state), ("d", state.d_opt_state)):
@@ -173,13 +149,13 @@ def train_gan(config, workdir: str | None, *, generator, critic,
               real_batch: Callable[[int], Any], init_sample: Any, mesh=None,
               evaluate: Callable[[GANState, int], dict] | None = None
               ) -> tuple[GANState, list[dict]]:
-  """Trains a GAN for `config.num_steps` steps; returns (final state, history).
+  """Trains a GAN for `config.num_train_steps` steps; returns (final state, history).
 
   `history` holds every record logged (also those of earlier, resumed-from invocations,
   read back from workdir/metrics.jsonl): {"step", "train_<metric>": interval mean, ...}
   at log steps and {"step", **evaluate(state, step)} at eval steps, in step order.
   `workdir=None` trains without touching the disk (no checkpoints, no resume).
-  Raises `leeml.train.NonFiniteError` naming the step if a loss or gradient turns NaN/inf.
+  Raises `leeml.loop.NonFiniteError` naming the step if a loss or gradient turns NaN/inf.
   """
   validate_gan_config(config)
   mesh = parallel.make_mesh() if mesh is None else mesh
@@ -195,77 +171,18 @@ def train_gan(config, workdir: str | None, *, generator, critic,
   gan_step = jit_gan_step(make_gan_step(
       generator, critic, g_tx, d_tx, loss=config.loss, latent_dim=config.latent_dim,
       gp_weight=config.gp_weight, clip_value=config.clip_value), mesh)
+  checked = False
 
-  manager, writer, history = None, None, []
-  if workdir is not None:
-    os.makedirs(workdir, exist_ok=True)
-    _write_config(config, workdir)
-    manager = checkpoint.make_manager(workdir, keep=config.keep_checkpoints)
-    if manager.latest_step() is not None:
-      state = checkpoint.restore(manager, state)
-      logging.info("resumed from step %d in %s", manager.latest_step(), workdir)
-    start = int(parallel.to_host(state.step))
-    path = os.path.join(workdir, "metrics.jsonl")
-    if os.path.exists(path):  # what earlier invocations logged up to the checkpoint
-      history = [r for r in read_jsonl(path) if r["step"] <= start]
-    writer = MetricWriter(workdir)
-  start = int(parallel.to_host(state.step))
+  def step_fn(state, step):
+    nonlocal checked
+    real = real_batch(step)
+    if not checked:  # the first batch of this call: its shapes against the config
+      _check_batch(real, config, mesh)
+      checked = True
+    state, metrics = gan_step(state, _place_batch(real, mesh), step_rng)
+    return state, {f"train_{k}": v for k, v in metrics.items()}
 
-  pending: list[tuple[int, dict]] = []
-  bar = tqdm(total=config.num_steps, initial=start, desc=f"gan {config.loss}", unit="step",
-             disable=not config.progress_bar or jax.process_index() != 0, dynamic_ncols=True)
-  t0, s0 = time.perf_counter(), start
-
-  def write(record: dict, *, tensorboard: bool = True) -> None:
-    history.append(record)
-    if writer is not None:
-      writer.write(record["step"], {k: v for k, v in record.items() if k != "step"},
-                   tensorboard=tensorboard)
-
-  def flush(step: int, *, learning_rates: bool = True) -> None:
-    nonlocal t0, s0
-    if pending:
-      host = parallel.to_host([m for _, m in pending])
-      record = {"step": step}
-      record.update({f"train_{k}": float(np.mean([m[k] for m in host])) for k in host[-1]})
-      if learning_rates:
-        record.update(_learning_rates(state))
-      write(record)
-      now = time.perf_counter()
-      bar.set_postfix(d_loss=f"{record['train_d_loss']:.4g}",
-                      g_loss=f"{record['train_g_loss']:.4g}",
-                      steps_per_s=f"{(step - s0) / max(now - t0, 1e-9):.1f}")
-      t0, s0 = now, step
-      pending.clear()
-    if writer is not None:
-      writer.flush()
-
-  try:
-    for step in range(start, config.num_steps):
-      real = real_batch(step)
-      if step == start:
-        _check_batch(real, config, mesh)
-      state, metrics = gan_step(state, _place_batch(real, mesh), step_rng)
-      done = step + 1
-      pending.append((done, metrics))
-      bar.update(1)
-      last = done == config.num_steps
-      if done % config.log_every_steps == 0 or last:
-        flush(done)
-        _check_finite(state, manager)
-      if evaluate is not None and (
-          config.eval_every_steps and done % config.eval_every_steps == 0 or last):
-        _check_finite(state, manager)
-        write({"step": done, **{k: float(v) for k, v in evaluate(state, done).items()}})
-      if manager is not None and (done % config.checkpoint_every_steps == 0 or last):
-        _check_finite(state, manager)  # never put a NaN on disk
-        checkpoint.save(manager, done, state)
-  finally:
-    if pending:  # the metrics of the steps before an error (the state may be gone)
-      flush(pending[-1][0], learning_rates=False)
-    bar.close()
-    if manager is not None:
-      manager.wait_until_finished()
-    if writer is not None:
-      writer.close()
-  return state, history
+  return loop.run_loop(
+      state=state, step_fn=step_fn, config=config, workdir=workdir, evaluate=evaluate,
+      per_step_records=False, log_extra=_learning_rates, keep_history=True,
+      desc=f"gan {config.loss}", postfix=("train_d_loss", "train_g_loss"))

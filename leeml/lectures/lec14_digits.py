@@ -314,7 +314,7 @@ def run(config, workdir: str) -> Section:
       f"{config.classifier.seed}, {r['classifier_seconds']:.1f} s) on the train split; test "
       f"accuracy {r['classifier_test_accuracy']:.3f}, train accuracy "
       f"{r['classifier_train_accuracy']:.3f}.",
-      f"GANs: loss {g.loss}, {g.num_steps} generator steps × {g.critic_steps} critic steps, "
+      f"GANs: loss {g.loss}, {g.num_train_steps} generator steps × {g.critic_steps} critic steps, "
       f"batch {config.batch_size}, Adam G lr {g.g_optimizer.learning_rate:g} / D lr "
       f"{g.d_optimizer.learning_rate:g}, β = ({g.g_optimizer.b1:g}, {g.g_optimizer.b2:g}); "
       f"generator {dict(config.generator)}, critic {dict(config.critic)}; images "

@@ -43,10 +43,10 @@ def run_config(config, mixture: str, variant: str, seed: int) -> ml_collections.
   c.seed = seed
   c.loss = v.loss
   c.critic_steps = v.critic_steps
-  c.num_steps = v.num_steps[mixture]
-  c.eval_every_steps = max(1, c.num_steps // config.snapshots)
-  c.log_every_steps = min(c.log_every_steps, c.num_steps)
-  c.checkpoint_every_steps = c.num_steps
+  c.num_train_steps = v.num_train_steps[mixture]
+  c.eval_every_steps = max(1, c.num_train_steps // config.snapshots)
+  c.log_every_steps = min(c.log_every_steps, c.num_train_steps)
+  c.checkpoint_every_steps = c.num_train_steps
   c.progress_bar = config.progress_bar
   return c
 
@@ -249,7 +249,7 @@ def run(config, workdir: str) -> Section:
       vc = config.variants[v]
       modes, hq = final(r, m, v, "modes"), final(r, m, v, "high_quality")
       rows.append((m, v, f"{vc.loss}, {vc.weight_param}, k={vc.critic_steps}, "
-                   f"{vc.num_steps[m]} steps", f"{_fmt(modes)} / {num_modes}",
+                   f"{vc.num_train_steps[m]} steps", f"{_fmt(modes)} / {num_modes}",
                    " ".join(f"{x:.0f}" for x in modes), _fmt(hq, pct=True)))
   section.tables = [Table(
       f"At the end of training, mean ± std over {len(config.seeds)} seeds",
