@@ -31,6 +31,18 @@ SCHEDULES: tuple[str, ...] = (
 # Schedules that honour warmup_steps > 0; the rest reject it rather than
 # silently ignoring a field the user set.
 _WARMUP_SCHEDULES = ("constant", "warmup_cosine", "warmup_linear")
+# Optimizer fields that may be given as (traced) arrays through
+# ``make_optimizer(..., hyperparams=...)``: one compiled step then serves every
+# value (``leeml.population`` trains many members this way).
+TRACED_FIELDS: tuple[str, ...] = (
+  "learning_rate", "momentum", "b1", "b2", "eps", "weight_decay",
+  "rms_decay", "initial_accumulator_value",
+)
+
+
+def _scalar(value):
+  """A Python number as a float; an array (possibly traced) unchanged."""
+  return value if isinstance(value, jax.Array) else float(value)
 
 
 def _check_name(field: str, name: str, valid: tuple[str, ...]) -> None:
@@ -113,7 +125,7 @@ def make_schedule(schedule_cfg, base_learning_rate: float,
   """
   name = schedule_cfg.name
   _check_name("schedule.name", name, SCHEDULES)
-  lr = float(base_learning_rate)
+  lr = _scalar(base_learning_rate)
   warmup = int(schedule_cfg.warmup_steps)
   if warmup < 0:
     raise ValueError(f"schedule.warmup_steps={warmup} must be >= 0")
@@ -162,35 +174,40 @@ def make_schedule(schedule_cfg, base_learning_rate: float,
 # --------------------------------------------------------------------------
 
 
-def _optimizer_factory(cfg) -> tuple[Any, dict[str, Any]]:
+def _optimizer_factory(cfg, hyperparams=None) -> tuple[Any, dict[str, Any]]:
   """(optax factory taking ``learning_rate``, its other hyperparameters)."""
   name = cfg.name
   _check_name("optimizer.name", name, OPTIMIZERS)
-  eps = float(cfg.eps)
+  hyperparams = hyperparams or {}
+
+  def get(field):
+    return _scalar(hyperparams.get(field, cfg[field]))
+
+  eps = get("eps")
   if name == "sgd":
     return optax.sgd, {}
   if name == "momentum":
-    return optax.sgd, dict(momentum=float(cfg.momentum),
+    return optax.sgd, dict(momentum=get("momentum"),
                  nesterov=bool(cfg.nesterov))
   if name == "lecture_momentum":
-    return lecture_momentum, dict(momentum=float(cfg.momentum))
+    return lecture_momentum, dict(momentum=get("momentum"))
   if name == "adagrad":
     return optax.adagrad, dict(
-      initial_accumulator_value=float(cfg.initial_accumulator_value),
+      initial_accumulator_value=get("initial_accumulator_value"),
       eps=eps)
   if name == "rmsprop":
-    return optax.rmsprop, dict(decay=float(cfg.rms_decay), eps=eps)
-  adam_like = dict(b1=float(cfg.b1), b2=float(cfg.b2), eps=eps)
+    return optax.rmsprop, dict(decay=get("rms_decay"), eps=eps)
+  adam_like = dict(b1=get("b1"), b2=get("b2"), eps=eps)
   if name == "adam":
     return optax.adam, adam_like
   if name == "adamw":
     return optax.adamw, dict(adam_like,
-                 weight_decay=float(cfg.weight_decay))
+                 weight_decay=get("weight_decay"))
   return optax.radam, adam_like  # radam
 
 
-def make_optimizer(optimizer_cfg, schedule_cfg,
-           num_train_steps: int) -> optax.GradientTransformation:
+def make_optimizer(optimizer_cfg, schedule_cfg, num_train_steps: int, *,
+           hyperparams=None) -> optax.GradientTransformation:
   """``[clip_by_global_norm] -> inject_hyperparams(optimizer)``.
 
   The learning rate is ``make_schedule(schedule_cfg,
@@ -198,10 +215,19 @@ def make_optimizer(optimizer_cfg, schedule_cfg,
   (momentum, b1, ...) are injected too, so they are visible in the state.
   ``weight_decay`` is used by adamw only and ignored by the others;
   ``nesterov`` only by momentum; ``grad_clip_norm <= 0`` disables clipping.
+
+  ``hyperparams``: optional ``{field: value}`` replacing fields of
+  ``optimizer_cfg`` (names in ``TRACED_FIELDS``); values may be traced
+  arrays, so one jitted step serves many settings.  With the same values as
+  floats the chain computes the same numbers as from the config.
   """
-  factory, hparams = _optimizer_factory(optimizer_cfg)
-  schedule = make_schedule(schedule_cfg, optimizer_cfg.learning_rate,
-               num_train_steps)
+  unknown = sorted(set(hyperparams or ()) - set(TRACED_FIELDS))
+  if unknown:
+    raise ValueError(f"optimizer hyperparameter {unknown[0]!r} is not one of: "
+             f"{', '.join(TRACED_FIELDS)}")
+  factory, hparams = _optimizer_factory(optimizer_cfg, hyperparams)
+  lr = (hyperparams or {}).get("learning_rate", optimizer_cfg.learning_rate)
+  schedule = make_schedule(schedule_cfg, lr, num_train_steps)
   # inject_hyperparams keeps bools (nesterov) static and turns the numeric
   # values into state arrays; the schedule is evaluated on its own count.
   opt = optax.inject_hyperparams(factory)(learning_rate=schedule, **hparams)

@@ -1,0 +1,274 @@
+"""Populations: member i == the single core run, under every strategy, on 1 and 8 devices;
+NaN members frozen; resume after kill -9; selection never on the test split."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO, binary_env, tiny_config
+from leeml import data, optim, population, train
+
+# 128 training examples, batch 32: an epoch is 4 steps, so 12 steps cross epoch borders.
+FIELDS = {"num_train_steps": 12, "eval_every_steps": 6, "dataset.num_train": 128,
+          "dataset.num_test": 64, "model.width": 16}
+MEMBERS = [population.Member(0, {"learning_rate": 0.1}, "a"),
+           population.Member(1, {"learning_rate": 0.05}, "a"),
+           population.Member(2, {"learning_rate": 0.02, "momentum": 0.5}, "b")]
+
+
+def _config(**kw):
+  return tiny_config(**{**FIELDS, **kw})
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _max_diff(a, b):
+  return max(float(np.max(np.abs(x - y))) for x, y in zip(_leaves(a), _leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def core_runs(tmp_path_factory):
+  """Final params and test accuracy of each member trained alone by train.py."""
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  out = []
+  for m in MEMBERS:
+    cfg = _config(seed=m.seed, **{f"optimizer.{k}": v for k, v in m.hparams.items()})
+    state = train.train_and_evaluate(cfg, str(tmp_path_factory.mktemp("core")))
+    out.append(jax.tree.map(np.asarray, state.params))
+  jax.config.update("jax_disable_most_optimizations", before)
+  return out
+
+
+@pytest.mark.parametrize("strategy", population.STRATEGIES)
+def test_members_equal_single_core_runs(strategy, core_runs, quick_compiles, tmp_path):
+  res = population.run_config(_config(), MEMBERS, str(tmp_path), strategy=strategy,
+                              scan_steps=4)
+  assert res.strategy == strategy and not res.nonfinite_steps
+  for i in range(len(MEMBERS)):
+    assert _max_diff(res.params(i), core_runs[i]) <= 1e-6, (strategy, i)
+  # Members differ (different seeds and rates), so the check above can fail.
+  assert _max_diff(res.params(0), res.params(1)) > 1e-3
+  records = population.read_records(str(tmp_path))
+  train_recs = [r for r in records if "train_loss" in r]
+  assert sorted((r["member"], r["step"]) for r in train_recs) == [
+      (i, s) for i in range(3) for s in range(1, 13)]
+  last = [r for r in train_recs if r["member"] == 2][-1]
+  assert (last["seed"], last["arm"], last["hparams"]) == (2, "b", {"learning_rate": 0.02,
+                                                                    "momentum": 0.5})
+  assert last["learning_rate"] == pytest.approx(0.02)  # the logged schedule value, traced
+  evals = [r for r in records if "eval_test_accuracy" in r]
+  assert sorted((r["member"], r["step"]) for r in evals) == [
+      (i, s) for i in range(3) for s in (6, 12)]
+  steps, curves = res.curves("train_loss")
+  assert curves.shape == (3, 12) and list(steps) == list(range(1, 13))
+  assert np.all(curves[:2, -1] < curves[:2, 0])  # the two faster learners
+
+
+def test_nonfinite_member_is_frozen_and_the_others_go_on(core_runs, quick_compiles):
+  members = [MEMBERS[0], population.Member(1, {"learning_rate": 1e9})]
+  res = population.run_config(_config(), members, strategy="vmap")
+  assert list(res.nonfinite_steps) == [1]
+  bad = res.nonfinite_steps[1]
+  assert 1 <= bad <= 4
+  assert all(np.all(np.isfinite(x)) for x in _leaves(res.params(1)))  # the last good state
+  assert _max_diff(res.params(0), core_runs[0]) <= 1e-6  # unaffected by its neighbour
+  steps, losses = res.curves("train_loss")
+  assert np.all(np.isnan(losses[1, bad:]))  # no records after the bad step
+  assert np.isfinite(losses[0]).all()
+  assert np.isfinite(res.final("eval_test_loss")).all()  # the frozen state still evaluates
+  assert int(res.states[1].step) == bad - 1  # frozen before the failing update
+
+
+def _linear_program():
+  """Layer (a) by hand: least squares, a traced learning rate and a traced loss weight."""
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((40, 3)).astype(np.float32)
+  split = data.ArraySplit(x, (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32))
+
+  def init(key):
+    return {"w": jax.random.normal(key, (3,))}
+
+  def train_step(state, batch, rng, hparams):
+    noise = 1e-3 * jax.random.normal(rng, ())  # uses the member's training key
+    def loss_of(w):
+      return hparams["weight"] * jnp.mean((batch["inputs"] @ w - batch["targets"] + noise) ** 2)
+    loss, g = jax.value_and_grad(loss_of)(state["w"])
+    return {"w": state["w"] - hparams["learning_rate"] * g}, {"train_loss": loss}
+
+  return population.Program(init=init, train_step=train_step, train=split, batch_size=8,
+                            hparams={"learning_rate": 0.1, "weight": 1.0}), init, train_step
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "vmap_scan"])
+def test_hand_written_program_equals_its_plain_loop(strategy, quick_compiles):
+  program, init, train_step = _linear_program()
+  train_step = jax.jit(train_step)
+  members = [population.Member(3, {"learning_rate": 0.05}), population.Member(4, {"weight": 2.0}),
+             population.Member(5)]
+  res = population.run(program, members, num_steps=12, strategy=strategy, scan_steps=5,
+                       progress=False)
+  for i, m in enumerate(members):
+    hp = {k: np.float32(m.hparams.get(k, v)) for k, v in program.hparams.items()}
+    k_init, k_train = jax.random.split(jax.random.PRNGKey(m.seed))
+    state = init(k_init)
+    for t in range(12):  # the host definition of the (seed, step) batch order
+      batch = program.train.get_batch(data.train_indices(t, 8, 40, m.seed))
+      state, _ = train_step(state, batch, k_train, hp)
+    np.testing.assert_allclose(res.states[i]["w"], state["w"], rtol=0, atol=1e-6)
+  assert np.max(np.abs(res.states[0]["w"] - res.states[2]["w"])) > 1e-3
+
+
+@pytest.mark.parametrize("schedule", ["constant", "warmup_cosine", "warmup_linear", "step"])
+def test_schedules_take_a_traced_learning_rate(schedule, quick_compiles):
+  cfg = tiny_config(**{"schedule.name": schedule, "schedule.boundaries": (30,),
+                       "schedule.warmup_steps": 0 if schedule == "step" else 10,
+                       "schedule.end_learning_rate_factor": 0.1})
+  steps_ = np.array([0, 5, 10, 40, 59])
+  traced = jax.jit(lambda lr: jax.vmap(optim.make_schedule(cfg.schedule, lr, 60))(steps_))
+  plain = optim.make_schedule(cfg.schedule, 0.3, 60)
+  np.testing.assert_allclose(traced(np.float32(0.3)), [plain(s) for s in steps_], rtol=1e-6)
+  with pytest.raises(ValueError, match="optimizer hyperparameter 'lr' is not one of"):
+    optim.make_optimizer(cfg.optimizer, cfg.schedule, 60, hyperparams={"lr": 0.1})
+
+
+def test_unknown_hyperparameter_is_one_line_error():
+  with pytest.raises(ValueError, match=r"unknown hyperparameter 'lr'") as e:
+    population.run_config(_config(), [population.Member(0, {"lr": 0.1})])
+  assert "\n" not in str(e.value)
+  program = population.Program(init=lambda k: {}, train_step=None, train=None, batch_size=1,
+                               hparams={"learning_rate": 0.1})
+  with pytest.raises(ValueError, match="'dropout' is not traced by this program"):
+    population.run(program, [population.Member(0, {"dropout": 0.1})], num_steps=1,
+                   strategy="sequential")
+
+
+def test_static_settings_make_groups(quick_compiles):
+  members = [population.Member(0, {"model.width": 8, "learning_rate": 0.1}),
+             population.Member(1, {"model.width": 16}), population.Member(2, {"model.width": 8})]
+  res = population.run_config(_config(num_train_steps=4), members, strategy="sequential")
+  widths = [_leaves(res.params(i))[0].shape for i in range(3)]  # first leaf: a bias
+  assert [w[-1] for w in widths] == [8, 16, 8]
+  assert {r["member"]: r["hparams"]["model.width"] for r in res.records} == {0: 8, 1: 16, 2: 8}
+
+
+def _fake_result(values_by_member, arms, split="validation"):
+  members = [population.Member(i, {"learning_rate": 0.1 * (i % 2 + 1)}, a)
+             for i, a in enumerate(arms)]
+  records = [{"member": i, "step": 10, f"eval_{split}_accuracy": v}
+             for i, v in enumerate(values_by_member)]
+  return population.Result(members, [None] * len(arms), records, {}, "sequential")
+
+
+def test_select_best_per_arm_and_never_on_test():
+  res = _fake_result([0.5, 0.9, 0.7, 0.6, 0.8], ["a", "a", "b", "b", "b"])
+  assert population.select_best(res) == {"a": 1, "b": 4}
+  assert population.select_best(res, mode="min") == {"a": 0, "b": 3}
+  res.nonfinite_steps[1] = 3  # a diverged member is never chosen
+  assert population.select_best(res) == {"a": 0, "b": 4}
+  means = population.mean_by_setting(res)
+  assert means[("b", (("learning_rate", 0.1),))] == (pytest.approx(0.75), 2)
+  test_res = _fake_result([0.5, 0.9], ["a", "a"], split="test")
+  with pytest.raises(ValueError, match="split 'test' is not allowed"):
+    population.select_best(test_res, split="test")
+  with pytest.raises(ValueError, match="not allowed"):
+    population.mean_by_setting(test_res, split="test")
+
+
+_EIGHT_VS_ONE = r"""
+import sys
+import jax, numpy as np
+sys.path.insert(0, "tests")
+from conftest import tiny_config
+from leeml import parallel, population
+assert jax.device_count() == 8
+jax.config.update("jax_disable_most_optimizations", True)
+cfg = tiny_config(num_train_steps=6, eval_every_steps=0, **{"dataset.num_train": 128,
+                  "dataset.num_test": 64, "model.width": 16})
+members = population.grid(range(4), learning_rate=[0.1, 0.03])
+one = population.run_config(cfg, members, strategy="sequential",
+                            mesh=parallel.make_mesh(jax.devices()[:1]))
+for strategy in ("vmap", "sequential"):
+  res = population.run_config(cfg, members, strategy=strategy, scan_steps=4)
+  d = max(float(np.max(np.abs(a - b))) for i in range(8)
+          for a, b in zip(jax.tree.leaves(res.params(i)), jax.tree.leaves(one.params(i))))
+  acc = np.max(np.abs(res.final("eval_test_accuracy") - one.final("eval_test_accuracy")))
+  print(strategy, d, acc)
+"""
+
+
+@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
+def test_eight_devices_equal_one_device():
+  proc = subprocess.run([sys.executable, "-c", _EIGHT_VS_ONE], cwd=REPO, env=binary_env(8),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [l.split() for l in proc.stdout.strip().splitlines()]
+  assert [l[0] for l in lines] == ["vmap", "sequential"]
+  for _, params_diff, acc_diff in lines:
+    assert float(params_diff) <= 1e-6 and float(acc_diff) == 0.0
+
+
+_KILLABLE = r"""
+import sys
+sys.path.insert(0, "tests")
+from conftest import tiny_config
+from leeml import population
+cfg = tiny_config(num_train_steps=800, checkpoint_every_steps=50, eval_every_steps=400,
+                  keep_checkpoints=2, **{"dataset.num_train": 128, "model.width": 8})
+members = [population.Member(0, {"learning_rate": 0.05}), population.Member(1, {"learning_rate": 0.02})]
+res = population.run_config(cfg, members, sys.argv[1], strategy="scan", scan_steps=50)
+import numpy as np, jax
+np.savez(sys.argv[1] + "/final.npz", *[np.asarray(x) for i in range(2)
+         for x in jax.tree.leaves(res.params(i))])
+"""
+
+
+def _ckpt_steps(workdir):
+  d = os.path.join(workdir, "checkpoints")
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
+
+
+def _start(workdir):
+  os.makedirs(workdir, exist_ok=True)
+  with open(workdir + ".log", "a", encoding="utf-8") as log:  # a pipe could fill and block
+    return subprocess.Popen([sys.executable, "-c", _KILLABLE, workdir], cwd=REPO,
+                            env=binary_env(), stdout=log, stderr=log)
+
+
+def _tail(workdir):
+  with open(workdir + ".log", encoding="utf-8") as f:
+    return f.read()[-3000:]
+
+
+@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
+def test_kill_9_and_resume_is_bit_identical(tmp_path):
+  whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+  whole_proc, proc = _start(whole), _start(killed)  # side by side: 2 cores
+  deadline = time.time() + 300
+  while time.time() < deadline and not any(s >= 150 for s in _ckpt_steps(killed)):
+    time.sleep(0.02)
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  at_kill = max(_ckpt_steps(killed))
+  assert 150 <= at_kill < 800, at_kill  # killed mid-run
+  rerun = _start(killed)
+  assert rerun.wait(timeout=300) == 0, _tail(killed)
+  assert whole_proc.wait(timeout=300) == 0, _tail(whole)
+  a, b = np.load(whole + "/final.npz"), np.load(killed + "/final.npz")
+  assert len(a.files) > 4
+  for k in a.files:
+    np.testing.assert_array_equal(a[k], b[k])
+  recs = [r for r in population.read_records(killed) if "train_loss" in r]
+  assert len(recs) == 2 * 800 and len({(r["member"], r["step"]) for r in recs}) == 2 * 800
+  with open(os.path.join(killed, "population.json"), encoding="utf-8") as f:
+    assert [m["seed"] for m in json.load(f)] == [0, 1]
