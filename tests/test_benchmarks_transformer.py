@@ -28,6 +28,7 @@ def test_batch_has_padding_and_eos():
   assert np.all(np.sum(tgt == tt.EOS, axis=1) == 1)
 
 
+@pytest.mark.slow  # ~20 s each
 def test_leeml_and_plain_steps_agree(quick_compiles):
   model, batch, params = _setup()
   leeml, plain = tt.leeml_runner(model, params, batch), tt.plain_runner(model, params, batch)
@@ -51,6 +52,7 @@ def test_decoding_runs_to_max_len(quick_compiles):
   np.testing.assert_array_equal(out["cached"], out["uncached"])
 
 
+@pytest.mark.slow  # ~20 s each
 def test_tables_from_quick_run(quick_compiles, capsys):
   train_md, decode_md = tt.main(["--quick", "--no-torch", "--decode-lengths=4",
                                  "--malloc=default"])

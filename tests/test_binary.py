@@ -1,5 +1,6 @@
 """experiments/train.py end to end: artifacts, resume, presets, compilation cache."""
 
+import pytest
 import os
 
 from conftest import REPO, binary_env, run_train, train_cmd
@@ -21,6 +22,7 @@ def test_smoke_run_then_rerun_resumes(tmp_path):
   assert len(open(os.path.join(workdir, "metrics.jsonl")).readlines()) == n_lines
 
 
+@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
 def test_cnn_preset_with_overrides_trains(tmp_path):
   workdir = str(tmp_path / "cnn")
   run_train(workdir, "--config.num_train_steps=40", "--config.optimizer.name=adam",

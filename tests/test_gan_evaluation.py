@@ -81,6 +81,7 @@ def test_class_histogram_and_dropped_modes():
   assert ev.dropped_classes(ev.class_histogram(np.arange(100) % 10), 0.1) == []
 
 
+@pytest.mark.slow  # ~20 s
 def test_classifier_learns_the_digits_and_gives_features():
   ds = datasets.get_dataset(ml_collections.ConfigDict(dict(name="digits", image_size=8)))
   config = ev.classifier_config()

@@ -39,6 +39,9 @@ def test_width_for_budget_matches_the_lecture_table_rows():
     lec01_deep_vs_fat.width_for_budget(6, 865, 0.01)
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_piecewise_experiment_smoke(tmp_path):
   config = pw_config.get_config("smoke")
   config.widths = (2, 8)
@@ -57,6 +60,9 @@ def test_piecewise_experiment_smoke(tmp_path):
   assert [r[0] for r in table.rows] == ["2", "8"]
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_deep_vs_fat_smoke(tmp_path):
   config = dvf_config.get_config("smoke")
   config.sawtooth_depths = (1, 2, 3, 8)

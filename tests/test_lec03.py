@@ -2,11 +2,16 @@
 
 import os
 
+import pytest
+
 from configs import lec03 as lec03_config
 from leeml import claims, diagnose
 from leeml.lectures import lec03
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec03_runs_end_to_end_and_judges_its_claims(tmp_path):
   config = lec03_config.get_config("smoke")
   config.seeds = (0,)  # one seed keeps this test ~20 s (5 tiny training runs)

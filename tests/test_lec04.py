@@ -35,6 +35,9 @@ def test_tiny_network_matches_analysis():
   assert abs(t["path"][-1, 0] * t["path"][-1, 1] - 1.0) < 1e-3
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec04_runs_end_to_end(tmp_path):
   config = lec04_config.get_config("smoke")
   config.tiny.starts_per_axis = 3

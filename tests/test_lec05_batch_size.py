@@ -100,6 +100,9 @@ def test_selection_and_parallel_batch_rules():
   assert lec05.parallel_batch(timing, 3.0) == 16
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec05_runs_end_to_end_and_judges_its_claims(tmp_path):
   config = lec05_config.get_config("smoke")
   config.timing.batch_sizes = (1, 16, 128)

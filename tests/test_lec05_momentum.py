@@ -67,6 +67,9 @@ def test_steps_to_target_and_optimizer_fields():
     lec05.optimizer(dict(name="sgd", lr=0.1), 10)
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec05_runs_end_to_end_and_judges_its_claims(tmp_path, quick_compiles):
   config = lec05_config.get_config("smoke")
   config.surface.start_w1 = (1.5, 1.8)

@@ -63,6 +63,9 @@ def test_surface_tx_rules():
   np.testing.assert_allclose(upd, -0.3 * np.array([1.0, 2.0]) / np.sqrt([1.1, 4.1]), rtol=1e-5)
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec06_runs_end_to_end_and_judges_its_claims(tmp_path, quick_compiles):
   config = lec06_config.get_config("smoke")
   w = config.warmup

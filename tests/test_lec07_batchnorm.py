@@ -70,6 +70,9 @@ def test_steps_to_target_and_divergence_rules():
       "plain", "plain-x5", "plain-x30", "BN-Baseline", "BN-x5", "BN-x30"]
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec07_runs_end_to_end_and_judges_its_claims(tmp_path):
   config = lec07_config.get_config("smoke")
   config.seeds = (0, 1)

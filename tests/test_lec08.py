@@ -31,6 +31,9 @@ def test_error_surface_matches_closed_forms():
   assert ce["final_prob"] > 0.9 and mse["moved"] < 1e-2
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec08_runs_end_to_end_and_judges_its_claims(tmp_path):
   config = lec08_config.get_config("smoke")
   config.datasets = ("digits",)

@@ -78,6 +78,9 @@ def test_rotation_angle_inverts_affine_matrix():
   np.testing.assert_allclose(lec09_stn.rotation_angle(theta), angles, atol=1e-4)
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec09_stn_runs_end_to_end_and_judges_its_claims(tmp_path):
   config = lec09_stn_config.get_config("smoke")
   config.seeds = (0,)

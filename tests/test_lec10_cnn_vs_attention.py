@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from configs import lec10_cnn_vs_attention as lec10_config
 from leeml import claims
@@ -37,6 +38,9 @@ def test_augmented_pool_keeps_originals_and_labels():
   assert 0.5 < px[5:].sum() / (2 * x.sum()) < 1.2
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec10_runs_end_to_end(tmp_path):
   config = lec10_config.get_config("smoke")
   config.equivalence.kernel_sizes = (3,)

@@ -46,6 +46,7 @@ def test_loglog_slope_and_crossover():
                                             "at L=256")
 
 
+@pytest.mark.slow  # ~16 s
 def test_vmapped_seeds_equal_single_runs():
   cfg = lec11_config.get_config("smoke")
   cfg.train.num_steps = 5
@@ -57,6 +58,9 @@ def test_vmapped_seeds_equal_single_runs():
   assert not np.allclose(both["loss"][0], both["loss"][1])   # seeds differ
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec11_runs_end_to_end(tmp_path):
   config = lec11_config.get_config("smoke")
   config.seeds = (0, 1, 2)

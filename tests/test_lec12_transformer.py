@@ -34,6 +34,9 @@ def test_digit_alignment_counts_digits_attending_to_digits():
   assert lec12.digit_alignment(maps) == pytest.approx(2 / 3)
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec12_runs_end_to_end(tmp_path):
   config = lec12_config.get_config("smoke")
   section = lec12.run(config, str(tmp_path))

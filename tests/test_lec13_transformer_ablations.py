@@ -36,6 +36,7 @@ def test_final_loss_treats_divergence_as_infinite():
   assert lec13._ratio(np.array([1.0, np.inf]), np.array([1.0, 1.0])) == np.inf  # pylint: disable=protected-access
 
 
+@pytest.mark.slow  # ~30 s
 def test_vmapped_seeds_equal_single_seed_runs():
   config = lec13_config.get_config("smoke")
   cfg = seq2seq.run_config(lec13.variant_config(config, "sinusoidal"),
@@ -48,6 +49,9 @@ def test_vmapped_seeds_equal_single_seed_runs():
   assert both["loss"].shape == (2, 4) and np.all(np.isfinite(both["loss"]))
 
 
+# The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
+# more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
+@pytest.mark.slow
 def test_lec13_runs_end_to_end(tmp_path):
   config = lec13_config.get_config("smoke")
   for name in config.variants:   # one layer each: compile time (the runs are 10 steps)

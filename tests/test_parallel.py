@@ -1,5 +1,6 @@
 """Data parallelism: 8 devices == 1 device; 2 processes (4 devices) == 1 process."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.slow  # 8 devices: test_trainers.py covers 8 == 1 for every trainer in the default run (classification) and the slow run
 def test_eight_devices_give_the_one_device_loss_curve(tmp_path):
   proc = subprocess.run([sys.executable, "-c", _EIGHT_VS_ONE, str(tmp_path)], cwd=REPO,
                         env=binary_env(device_count=8), capture_output=True, text=True,

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from conftest import REPO, binary_env
 from leeml import config as config_lib, models, transforms
@@ -122,6 +123,8 @@ print("RESULT" + json.dumps(curves))
 """
 
 
+# A subprocess on 8 host devices (jax start-up and compiles): run with `pytest -m slow`.
+@pytest.mark.slow
 def test_st_cnn_trains_under_jit_on_eight_devices_as_on_one(tmp_path):
   proc = subprocess.run([sys.executable, "-c", _EIGHT_VS_ONE, str(tmp_path)], cwd=REPO,
                         env=binary_env(device_count=8), capture_output=True, text=True,

@@ -45,7 +45,7 @@ def _run(step, state, batches):
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
-def test_norms_only_on_diagnostic_steps_and_equal_to_every_step(optimizer):
+def test_norms_only_on_diagnostic_steps_and_equal_to_every_step(optimizer, optimized_compiles):
   # Fully optimized compiles: fusion decisions are what could make the two differ.
   model, tx, batches, new_state = _setup(optimizer)
   loss_fn = losses.get_loss("softmax_cross_entropy")
@@ -146,7 +146,7 @@ def test_one_compile_serves_both_kinds_of_step(quick_compiles):
   assert len(traces) == 1
 
 
-def test_donated_state_is_updated_without_copies():
+def test_donated_state_is_updated_without_copies(optimized_compiles):
   """XLA:CPU copies donated buffers read off the update's data path; the norms of the
   old state are sequenced before the update, so no parameter or optimizer buffer is."""
   model, tx, batches, new_state = _setup()
