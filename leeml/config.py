@@ -190,6 +190,14 @@ def validate(config, *, device_count: int | None = None, process_count: int | No
     optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps)
   except ValueError as e:
     _fail(f"config.{e}" if str(e).startswith(("optimizer.", "schedule.")) else f"config: {e}")
+  validate_batch_sizes(config, device_count=device_count, process_count=process_count)
+
+
+def validate_batch_sizes(config, *, device_count: int | None = None,
+                         process_count: int | None = None) -> None:
+  """`batch_size` and `eval_batch_size` split evenly over the devices and the processes."""
+  device_count = jax.device_count() if device_count is None else device_count
+  process_count = jax.process_count() if process_count is None else process_count
   for path in ("batch_size", "eval_batch_size"):
     if config[path] % device_count:
       _fail(f"config.{path}={config[path]} is not divisible by the device count {device_count}")

@@ -43,3 +43,13 @@ def to_host(tree):
       return np.asarray(x.addressable_data(0))
     return np.asarray(x)
   return jax.tree.map(get, tree)
+
+
+def all_rows(x: jax.Array) -> np.ndarray:
+  """A batch-sharded array as one numpy array of all its rows, on every process (with
+  several processes a process addresses only its own rows: they are all-gathered;
+  `to_host` is for replicated arrays)."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))

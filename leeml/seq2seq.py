@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 
 from leeml import (config as config_lib, data, decoding, loop, optim, parallel, pipeline,
                    runtime, seq2seq_metrics, steps)
@@ -120,13 +119,7 @@ def validate(config) -> None:
     optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps)
   except ValueError as e:
     raise fail(f"config.{e}") from None
-  for path in ("batch_size", "eval_batch_size"):
-    if config[path] % jax.device_count():
-      raise fail(f"config.{path}={config[path]} is not divisible by the device count "
-                 f"{jax.device_count()}")
-    if config[path] % jax.process_count():
-      raise fail(f"config.{path}={config[path]} is not divisible by the process count "
-                 f"{jax.process_count()}")
+  config_lib.validate_batch_sizes(config)
 
 
 # ----------------------------------------------------------------------------- data
@@ -239,14 +232,6 @@ def make_eval_step(model):
 # ----------------------------------------------------------------------------- evaluation
 
 
-def all_rows(x: jax.Array) -> np.ndarray:
-  """A batch-sharded array as one numpy array of all its rows, on every process (with
-  several processes a process addresses only its own rows: they are all-gathered)."""
-  if jax.process_count() == 1:
-    return np.asarray(x)
-  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
 def _eval_batches(split, batch_size: int):
   """This process's part of every global eval batch of `split` (sources, targets)."""
   return data.eval_batches(data.ArraySplit(split.sources, split.targets), batch_size,
@@ -268,7 +253,7 @@ def decode_split(model, params, split, batch_size: int, mesh, *, beam_size: int 
     else:
       tokens = decoding.greedy_search(model, params, src, max_len=max_len, bos_id=BOS,
                                       eos_id=EOS, pad_id=PAD)[0]
-    out.append(all_rows(tokens))
+    out.append(parallel.all_rows(tokens))
   return np.concatenate(out)[:n]
 
 
@@ -416,6 +401,6 @@ def run_config(base, **overrides) -> ml_collections.ConfigDict:
 
 __all__ = ("TASKS", "base_config", "validate", "Corpus", "load_task", "make_model",
            "token_loss", "make_train_step", "make_eval_step",
-           "all_rows", "decode_split", "evaluate", "cross_attention", "Result",
+           "decode_split", "evaluate", "cross_attention", "Result",
            "train_and_evaluate",
            "run_config")
