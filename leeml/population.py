@@ -37,8 +37,8 @@ Strategies (`STRATEGIES`, same numbers under each; `default_strategy` picks by b
 * scan / vmap_scan: as sequential / vmap, with the steps between two evaluations or
   checkpoints fused into `lax.scan` chunks of at most `scan_steps`.
 
-Non-finite members: a member whose step reports a NaN/inf metric or a nonzero
-`nonfinite` (the core's steps: loss or gradients NaN/inf) keeps its last finite state
+Non-finite members: a member whose step reports a nonzero `nonfinite` (the core's steps:
+loss or gradients NaN/inf), or, for a step without one, a NaN/inf metric, keeps its last finite state
 (frozen) and is reported with the 1-based step (`Result.nonfinite_steps`, a
 `{"member", "nonfinite_step"}` record); the others go on.
 
@@ -46,7 +46,8 @@ Chunks: the steps run in chunks that end at every evaluation (`eval_every`), che
 (`checkpoint_every`) and the last step; metrics come to the host once per chunk.
 
 workdir: `metrics.jsonl` (a record per member per step `{"member", "arm", "seed",
-"hparams": {...}, "step", **metrics}`; evaluations as `eval_<split>_<name>`; read it with
+"hparams": {...}, "step", **metrics}`; the `steps.DIAGNOSTIC_METRICS` norms only on the
+steps that compute them (NaN placeholders are left out); evaluations as `eval_<split>_<name>`; read it with
 `read_records`, not `metric_writers.read_jsonl`, which keys by step), `population.json`
 (the members; a different population in the same workdir is refused) and orbax
 checkpoints (`leeml.checkpoint`) of all members at the chunk ends that are checkpoint
@@ -121,9 +122,10 @@ class Program:
     depends on them, e.g. optimizer state built with them).
   train_step: `(state, batch, rng, hparams) -> (state, metrics)`; pure, un-batched (the
     engine vmaps/scans it). `rng` is the member's training key, the same every step.
-    `metrics`: flat dict of scalars. The member is frozen at a step whose metrics are
-    not all finite or whose `metrics["nonfinite"]` (if present) is nonzero; so a step
-    must not report NaN placeholders (the core builder computes every norm each step).
+    `metrics`: flat dict of scalars. The member is frozen at a step whose
+    `metrics["nonfinite"]` is nonzero when the step reports one (then other metrics may
+    be NaN placeholders, e.g. diagnostics computed on log steps only), otherwise at a
+    step whose metrics are not all finite.
   train, batch_size: the in-memory training split and the batch size.
   hparams: the traced hyperparameters and their defaults (float32 scalars).
   evaluate: `(state, batch) -> sums` with a `count` key (batches are padded, with
@@ -260,9 +262,10 @@ class _Engine:
       idx = data.device_train_indices(t, b, perms[e], perms[e + 1])
       batch = {k: v[idx] for k, v in arrays.items()}
       new, metrics = program.train_step(member["state"], batch, rng, hparams)
-      finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
       if "nonfinite" in metrics:  # the step's own verdict (the core's steps report one)
-        finite = finite & (metrics["nonfinite"] == 0)
+        finite = metrics["nonfinite"] == 0
+      else:
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
       alive = member["nonfinite"] < 0
       keep = finite & alive
       state = jax.tree.map(lambda a, o: jnp.where(keep, a, o), new, member["state"])
@@ -511,8 +514,10 @@ def run(program: Program, members: Sequence[Member], *, num_steps: int,
             t = t0 + k
             if 0 <= bad_j < t:
               break  # frozen: no more train records
+            values = {key: (v[k] if width == 1 else v[k, j]) for key, v in m.items()}
             emit({"member": ids[i], **settings[i], "step": t + 1,
-                  **{key: _json_value(v[k] if width == 1 else v[k, j]) for key, v in m.items()}})
+                  **{key: _json_value(x) for key, x in values.items()
+                     if not (key in steps.DIAGNOSTIC_METRICS and np.isnan(x))}})
           if bad_j >= 0 and i not in nonfinite:
             nonfinite[i] = bad_j + 1
             emit({"member": ids[i], **settings[i], "step": bad_j + 1,
@@ -605,7 +610,9 @@ def program_from_config(config, *, splits: Mapping[str, data.ArraySplit] | None 
   def train_step(state, batch, rng, hparams):
     step = steps.make_train_step(model, tx_of(hparams), loss_fn,
                                  label_smoothing=config.loss.label_smoothing,
-                                 classification=classification)
+                                 classification=classification,
+                                 diagnostics_every=config.log_every_steps,
+                                 num_train_steps=config.num_train_steps)
     return step(state, batch, rng)
 
   eval_step = steps.make_eval_step(model, loss_fn, classification=classification)
