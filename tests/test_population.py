@@ -1,12 +1,9 @@
 """Populations: member i == the single core run, under every strategy, on 1 and 8 devices;
-NaN members frozen; resume after kill -9; selection never on the test split."""
+NaN members frozen; selection never on the test split (resume after kill -9, the NaN
+freeze and 8 == 1 devices for a population are also cases of tests/test_trainers.py)."""
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -218,59 +215,3 @@ def test_eight_devices_equal_one_device():
   assert [l[0] for l in lines] == ["vmap", "sequential"]
   for _, params_diff, acc_diff in lines:
     assert float(params_diff) <= 1e-6 and float(acc_diff) == 0.0
-
-
-_KILLABLE = r"""
-import sys
-sys.path.insert(0, "tests")
-from conftest import tiny_config
-from leeml import population
-cfg = tiny_config(num_train_steps=800, checkpoint_every_steps=50, eval_every_steps=400,
-                  keep_checkpoints=2, **{"dataset.num_train": 128, "model.width": 8})
-members = [population.Member(0, {"learning_rate": 0.05}), population.Member(1, {"learning_rate": 0.02})]
-res = population.run_config(cfg, members, sys.argv[1], strategy="scan", scan_steps=50)
-import numpy as np, jax
-np.savez(sys.argv[1] + "/final.npz", *[np.asarray(x) for i in range(2)
-         for x in jax.tree.leaves(res.params(i))])
-"""
-
-
-def _ckpt_steps(workdir):
-  d = os.path.join(workdir, "checkpoints")
-  return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
-
-
-def _start(workdir):
-  os.makedirs(workdir, exist_ok=True)
-  with open(workdir + ".log", "a", encoding="utf-8") as log:  # a pipe could fill and block
-    return subprocess.Popen([sys.executable, "-c", _KILLABLE, workdir], cwd=REPO,
-                            env=binary_env(), stdout=log, stderr=log)
-
-
-def _tail(workdir):
-  with open(workdir + ".log", encoding="utf-8") as f:
-    return f.read()[-3000:]
-
-
-@pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it
-def test_kill_9_and_resume_is_bit_identical(tmp_path):
-  whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
-  whole_proc, proc = _start(whole), _start(killed)  # side by side: 2 cores
-  deadline = time.time() + 300
-  while time.time() < deadline and not any(s >= 150 for s in _ckpt_steps(killed)):
-    time.sleep(0.02)
-  os.kill(proc.pid, signal.SIGKILL)
-  proc.wait()
-  at_kill = max(_ckpt_steps(killed))
-  assert 150 <= at_kill < 800, at_kill  # killed mid-run
-  rerun = _start(killed)
-  assert rerun.wait(timeout=300) == 0, _tail(killed)
-  assert whole_proc.wait(timeout=300) == 0, _tail(whole)
-  a, b = np.load(whole + "/final.npz"), np.load(killed + "/final.npz")
-  assert len(a.files) > 4
-  for k in a.files:
-    np.testing.assert_array_equal(a[k], b[k])
-  recs = [r for r in population.read_records(killed) if "train_loss" in r]
-  assert len(recs) == 2 * 800 and len({(r["member"], r["step"]) for r in recs}) == 2 * 800
-  with open(os.path.join(killed, "population.json"), encoding="utf-8") as f:
-    assert [m["seed"] for m in json.load(f)] == [0, 1]

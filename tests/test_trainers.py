@@ -9,8 +9,11 @@
 * 8 devices (batch sharded, state replicated) give the 1-device parameters.
 
 The trainers are the entries of `CASES` (classification `train.train_and_evaluate`,
-seq2seq `seq2seq.train_and_evaluate`, GAN `gan.train.train_gan`); a new trainer (e.g. the
-population trainer of leeml/population.py) is added as one more `Case` there.
+seq2seq `seq2seq.train_and_evaluate`, GAN `gan.train.train_gan`, and a population of two
+classification members, `population.run_config`); a new trainer is one more `Case`.
+A population does not stop at a NaN: the member that went non-finite is frozen at its
+last finite state and reported with the step, the other member trains on, and no
+checkpoint holds a NaN.
 Also: the loop itself on a toy state (JSONL record shape, diagnostics on log steps only).
 """
 
@@ -31,7 +34,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import REPO, binary_env, tiny_config
-from leeml import checkpoint, loop, parallel, seq2seq, steps, train
+from leeml import checkpoint, loop, optim, parallel, population, seq2seq, steps, train
 from leeml.gan.train import train_gan
 from leeml.metric_writers import read_jsonl
 
@@ -48,16 +51,19 @@ KILL_AT = 6        # the killed run dies when it starts writing step 6's metrics
 
 
 @contextlib.contextmanager
-def _nan_gradients_at(step_index: int | None):
-  """The steps built on `steps.apply_gradients` (classification, seq2seq) get NaN
-  gradients at `step_index` (so the parameters become NaN from there on)."""
+def _nan_gradients_at(step_index: int | None, min_learning_rate: float = 0.0):
+  """The steps built on `steps.apply_gradients` (classification, seq2seq, population) get
+  NaN gradients at `step_index` (so the parameters become NaN from there on), in the
+  runs whose learning rate exceeds `min_learning_rate` (one member of a population)."""
   if step_index is None:
     yield
     return
   original = steps.apply_gradients
 
   def poisoned(state, tx, grads, loss, **kw):
-    grads = jax.tree.map(lambda g: jnp.where(state.step == step_index, jnp.nan, g), grads)
+    hit = (state.step == step_index) & (
+        optim.learning_rate_of(state.opt_state) > min_learning_rate)
+    grads = jax.tree.map(lambda g: jnp.where(hit, jnp.nan, g), grads)
     return original(state, tx, grads, loss, **kw)
 
   steps.apply_gradients = poisoned
@@ -99,23 +105,48 @@ def run_gan(workdir, *, num_train_steps=STEPS, mesh=None, nan_at=None):
   return train_gan(config, workdir, mesh=mesh, **parts)[0]
 
 
+POPULATION = [population.Member(0, {"learning_rate": 0.1}, "a"),
+              population.Member(1, {"learning_rate": 0.2}, "b")]
+
+
+def run_population(workdir, *, num_train_steps=STEPS, mesh=None, nan_at=None):
+  """Two members of the classification config; the NaN (if any) hits member 1 only.
+  Returns the members' final states stacked on a leading axis (numpy)."""
+  config = tiny_config()
+  _loop_fields(config, num_train_steps)
+  with _nan_gradients_at(nan_at, min_learning_rate=0.15):
+    result = population.run_config(config, POPULATION, workdir, mesh=mesh)
+  stacked = jax.tree.map(lambda *x: np.stack(x), *result.states)
+  return dataclasses.replace(result, states=stacked) if nan_at is not None else stacked
+
+
+def _sharded_over(state) -> int:
+  return len(jax.tree.leaves(state)[-1].sharding.device_set)
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
   """A trainer under test: `run(workdir, *, num_train_steps, mesh, nan_at) -> state`
-  (a NaN/inf from step index `nan_at` on) and the arrays to compare of a state."""
+  (a NaN/inf from step index `nan_at` on), the arrays to compare of a state, its step,
+  its records, and the number of devices its arrays live on (None: fetched to the host)."""
   run: Callable[..., Any]
   arrays: Callable[[Any], Any] = lambda state: state
+  step: Callable[[Any], int] = lambda state: int(state.step)
+  records: Callable[[str], Any] = lambda w: read_jsonl(os.path.join(w, "metrics.jsonl"))
+  devices: Callable[[Any], int | None] = _sharded_over
 
 
 CASES = {
     "classification": Case(run_classification, lambda s: (s.params, s.opt_state)),
     "seq2seq": Case(run_seq2seq, lambda s: (s.params, s.opt_state)),
     "gan": Case(run_gan),
-    # "population": Case(run_population),  # leeml/population.py, once it exists
+    "population": Case(run_population, lambda s: (s.params, s.opt_state),
+                       step=lambda s: int(np.unique(s.step).item()),
+                       records=population.read_records, devices=lambda s: None),
 }
 
-# Subprocess tests: the classification case runs in the default run; the seq2seq and GAN
-# cases (20-36 s each on 2 cores) in the slow run (.ci/run-slow).
+# Subprocess tests: the classification case runs in the default run; the seq2seq, GAN and
+# population cases (20-36 s each on 2 cores) in the slow run (.ci/run-slow).
 SUBPROCESS_CASES = [name if name == "classification" else
                     pytest.param(name, marks=pytest.mark.slow) for name in CASES]
 
@@ -135,7 +166,7 @@ import jax
 jax.config.update("jax_disable_most_optimizations", True)  # as the quick_compiles fixture
 sys.path.insert(0, "tests")
 import test_trainers
-from leeml import metric_writers
+from leeml import checkpoint, metric_writers
 name, workdir = sys.argv[1], sys.argv[2]
 write = metric_writers.MetricWriter.write
 
@@ -147,7 +178,14 @@ def write_or_die(self, step, scalars, **kw):
     os.kill(os.getpid(), signal.SIGKILL)
   return write(self, step, scalars, **kw)
 
+def save_or_die(manager, step, state):  # the population writes its records itself
+  if step >= test_trainers.KILL_AT:
+    write_or_die(None, step, {})
+  return save(manager, step, state)
+
 metric_writers.MetricWriter.write = write_or_die
+save = checkpoint.save
+checkpoint.save = save_or_die
 test_trainers.CASES[name].run(workdir)
 """
 
@@ -164,19 +202,41 @@ def test_resume_after_kill_9_is_bit_identical(name, tmp_path):
   resumed = case.run(killed)
   assert _ckpt_steps(killed)[-1] == STEPS
   uninterrupted = case.run(whole)
-  assert int(resumed.step) == int(uninterrupted.step) == STEPS
+  assert case.step(resumed) == case.step(uninterrupted) == STEPS
   a, b = _host(case.arrays(uninterrupted)), _host(case.arrays(resumed))
   assert len(a) == len(b) > 2
   for x, y in zip(a, b, strict=True):
     assert x.dtype == y.dtype and np.array_equal(x, y)
   # The replayed steps were logged again; read back, the metrics are the uninterrupted ones.
-  assert (read_jsonl(os.path.join(killed, "metrics.jsonl"))
-          == read_jsonl(os.path.join(whole, "metrics.jsonl")))
+  assert case.records(killed) == case.records(whole)
+
+
+def _population_freezes_the_member(workdir) -> None:
+  result = run_population(workdir, nan_at=NAN_AT)
+  assert result.nonfinite_steps == {1: NAN_AT + 1}
+  # Member 1 keeps its last finite state (before the failing update); member 0 trains on.
+  assert list(result.states.step) == [STEPS, NAN_AT]
+  assert all(np.all(np.isfinite(x)) for x in _host(result.states) if x.dtype.kind == "f")
+  assert _ckpt_steps(workdir) == [2, 4, 6, 8]
+  manager = checkpoint.make_manager(workdir, keep=10)
+  for step in (6, 8):  # saved after the NaN: finite, member 1 still at step 4
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    assert list(restored["state"]["step"]) == [step, NAN_AT]
+    assert all(np.all(np.isfinite(x)) for x in _host(restored) if x.dtype.kind == "f")
+  records = population.read_records(workdir)
+  flagged = [(r["member"], r["step"]) for r in records if r.get("nonfinite") == 1.0]
+  assert flagged == [(1, NAN_AT + 1)]
+  assert [r["step"] for r in records if "nonfinite_step" in r] == [NAN_AT + 1]
+  assert max(r["step"] for r in records if r["member"] == 1 and "train_loss" in r) == NAN_AT + 1
+  assert max(r["step"] for r in records if r["member"] == 0 and "train_loss" in r) == STEPS
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_nan_stops_naming_the_step_and_never_reaches_a_checkpoint(name, tmp_path):
   case, workdir = CASES[name], str(tmp_path / "nan")
+  if name == "population":
+    _population_freezes_the_member(workdir)
+    return
   with pytest.raises(loop.NonFiniteError) as err:
     case.run(workdir, nan_at=NAN_AT)
   message = str(err.value)
@@ -211,7 +271,7 @@ for n in (8, 1):
   state = case.run(workdir, num_train_steps=4, mesh=parallel.make_mesh(jax.devices()[:n]))
   out[str(n)] = [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(case.arrays(state))
                  if np.asarray(x).dtype.kind == "f"]
-  out[f"{n}_devices"] = len(jax.tree.leaves(state)[-1].sharding.device_set)
+  out[f"{n}_devices"] = case.devices(state)
 print("RESULT" + json.dumps(out))
 """
 
@@ -223,7 +283,8 @@ def test_eight_devices_give_the_one_device_params(name):
                         timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split("RESULT")[-1])
-  assert out["8_devices"] == 8 and out["1_devices"] == 1
+  if name != "population":  # its states come back to the host
+    assert out["8_devices"] == 8 and out["1_devices"] == 1
   assert len(out["8"]) == len(out["1"]) > 2
   moved = 0
   for a, b in zip(out["8"], out["1"], strict=True):
