@@ -37,9 +37,15 @@ def global_batch(local_batch: dict, mesh: Mesh) -> dict:
 
 
 def to_host(tree):
-  """Fetches replicated arrays to numpy on every process (also when not fully addressable)."""
+  """Fetches replicated arrays to numpy on every process (also when not fully addressable).
+
+  An array sharded across processes (each process holds only some of its rows) is an
+  error here, not its first shard: gather it with `all_rows`."""
   def get(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      if not x.sharding.is_fully_replicated:
+        raise ValueError(f"to_host: an array of shape {x.shape} is sharded across processes "
+                         "(this process holds only part of it); use parallel.all_rows")
       return np.asarray(x.addressable_data(0))
     return np.asarray(x)
   return jax.tree.map(get, tree)

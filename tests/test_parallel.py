@@ -72,3 +72,37 @@ def test_two_processes_give_the_one_process_losses(tmp_path):
   np.testing.assert_allclose(loss_two, loss_one, atol=1e-5, rtol=0)
   assert abs(eval_two[-1]["eval_loss"] - eval_one[-1]["eval_loss"]) <= 1e-5
   assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["20", "40", "60"]
+
+
+_TWO_PROCESS_FETCH = r"""
+import sys
+import jax, numpy as np
+jax.distributed.initialize(f"127.0.0.1:{sys.argv[1]}", num_processes=2, process_id=int(sys.argv[2]))
+from leeml import parallel
+mesh = parallel.make_mesh()
+rows = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
+mine = rows[4 * jax.process_index():4 * (jax.process_index() + 1)]
+x = parallel.global_batch({"x": mine}, mesh)["x"]
+try:
+  parallel.to_host(x)
+  print("NO ERROR")
+except ValueError as e:
+  print("ERROR " + str(e))
+print("ROWS", np.array_equal(parallel.all_rows(x), rows))
+print("REPLICATED", float(parallel.to_host(jax.numpy.sum(x))))
+"""
+
+
+def test_to_host_refuses_an_array_sharded_across_processes():
+  """Before the fix it returned this process's first shard (silently wrong)."""
+  port = free_port()
+  procs = [subprocess.Popen([sys.executable, "-c", _TWO_PROCESS_FETCH, str(port), str(i)],
+                            env=binary_env(device_count=1), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=120) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+    lines = [l for l in out.strip().splitlines() if not l.startswith("[Gloo]")]
+    assert lines[0].startswith("ERROR to_host: an array of shape (8, 3) is sharded across "
+                               "processes"), lines
+    assert lines[1:] == ["ROWS True", f"REPLICATED {float(np.arange(24).sum())}"], lines
