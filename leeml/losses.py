@@ -15,8 +15,10 @@ LossFn = Callable[..., jax.Array]
 
 
 def _one_hot(targets, num_classes, label_smoothing=0.0):
+  """One-hot labels, smoothed by `label_smoothing` (a number, or an array that may be
+  traced: one compiled step then serves every value; 0 is the plain one-hot)."""
   onehot = jax.nn.one_hot(targets, num_classes, dtype=jnp.float32)
-  if label_smoothing:
+  if isinstance(label_smoothing, jax.Array) or label_smoothing:
     onehot = optax.smooth_labels(onehot, label_smoothing)
   return onehot
 

@@ -36,8 +36,10 @@ _WARMUP_SCHEDULES = ("constant", "warmup_cosine", "warmup_linear")
 # value (``leeml.population`` trains many members this way).
 TRACED_FIELDS: tuple[str, ...] = (
   "learning_rate", "momentum", "b1", "b2", "eps", "weight_decay",
-  "rms_decay", "initial_accumulator_value",
+  "rms_decay", "initial_accumulator_value", "warmup_steps",
 )
+# Of those, the one that is a schedule field (``schedule.warmup_steps``).
+SCHEDULE_FIELDS: tuple[str, ...] = ("warmup_steps",)
 
 
 def _scalar(value):
@@ -107,8 +109,20 @@ def lecture_momentum(learning_rate, momentum: float = 0.9
 # --------------------------------------------------------------------------
 
 
+def _linear_warmup(lr, warmup) -> optax.Schedule:
+  """0 -> lr linearly over ``warmup`` steps, then lr; ``warmup`` may be traced (0: lr).
+
+  The same float operations as ``optax.linear_schedule(0.0, lr, warmup)`` joined
+  with ``constant_schedule(lr)`` at ``warmup``, so the two give equal numbers."""
+  def schedule(count):
+    done = jnp.clip(count, 0, warmup)
+    ramp = (0.0 - lr) * (1 - done / jnp.maximum(warmup, 1)) + lr
+    return jnp.where(warmup > 0, ramp, lr)
+  return schedule
+
+
 def make_schedule(schedule_cfg, base_learning_rate: float,
-          num_train_steps: int) -> optax.Schedule:
+          num_train_steps: int, *, warmup_steps=None) -> optax.Schedule:
   """Build the learning-rate schedule ``step -> lr`` named by ``schedule_cfg``.
 
   * constant: ``lr`` (after a linear 0 -> lr warmup if ``warmup_steps > 0``).
@@ -122,11 +136,17 @@ def make_schedule(schedule_cfg, base_learning_rate: float,
 
   ``decay_steps == 0`` means ``num_train_steps - warmup_steps``.  Only
   constant/warmup_* accept ``warmup_steps > 0``.
+
+  ``warmup_steps``: replaces ``schedule_cfg.warmup_steps``; an array (possibly traced,
+  one compiled step for every value) with the constant schedule, or with warmup_* when
+  ``decay_steps > 0`` is set (otherwise the decay length would depend on it).
   """
   name = schedule_cfg.name
   _check_name("schedule.name", name, SCHEDULES)
   lr = _scalar(base_learning_rate)
-  warmup = int(schedule_cfg.warmup_steps)
+  if isinstance(warmup_steps, jax.Array):
+    return _traced_warmup_schedule(schedule_cfg, name, lr, warmup_steps)
+  warmup = int(schedule_cfg.warmup_steps if warmup_steps is None else warmup_steps)
   if warmup < 0:
     raise ValueError(f"schedule.warmup_steps={warmup} must be >= 0")
   if warmup > 0 and name not in _WARMUP_SCHEDULES:
@@ -167,6 +187,26 @@ def make_schedule(schedule_cfg, base_learning_rate: float,
   # join_schedules hands the second schedule (step - warmup).
   return optax.join_schedules(
     [optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
+
+
+def _traced_warmup_schedule(schedule_cfg, name: str, lr, warmup) -> optax.Schedule:
+  if name not in _WARMUP_SCHEDULES:
+    raise ValueError(f"a traced warmup_steps needs schedule.name in: "
+                     f"{', '.join(_WARMUP_SCHEDULES)} (not {name!r})")
+  if name == "constant":
+    return _linear_warmup(lr, warmup)
+  decay_steps = int(schedule_cfg.decay_steps)
+  if decay_steps <= 0:
+    raise ValueError(f"a traced warmup_steps with schedule.name={name!r} needs "
+                     "schedule.decay_steps > 0 (its default depends on the warmup)")
+  end_factor = float(schedule_cfg.end_learning_rate_factor)
+  if name == "warmup_cosine":
+    decay = optax.cosine_decay_schedule(lr, decay_steps, alpha=end_factor)
+  else:
+    decay = optax.linear_schedule(lr, end_factor * lr, decay_steps)
+  # An integer boundary, so the decay sees an integer count (as in the static schedule).
+  boundary = jnp.asarray(warmup).astype(jnp.int32)
+  return optax.join_schedules([_linear_warmup(lr, warmup), decay], [boundary])
 
 
 # --------------------------------------------------------------------------
@@ -217,7 +257,8 @@ def make_optimizer(optimizer_cfg, schedule_cfg, num_train_steps: int, *,
   ``nesterov`` only by momentum; ``grad_clip_norm <= 0`` disables clipping.
 
   ``hyperparams``: optional ``{field: value}`` replacing fields of
-  ``optimizer_cfg`` (names in ``TRACED_FIELDS``); values may be traced
+  ``optimizer_cfg`` (names in ``TRACED_FIELDS``; ``warmup_steps`` replaces
+  ``schedule_cfg.warmup_steps``, see ``make_schedule``); values may be traced
   arrays, so one jitted step serves many settings.  With the same values as
   floats the chain computes the same numbers as from the config.
   """
@@ -225,9 +266,11 @@ def make_optimizer(optimizer_cfg, schedule_cfg, num_train_steps: int, *,
   if unknown:
     raise ValueError(f"optimizer hyperparameter {unknown[0]!r} is not one of: "
              f"{', '.join(TRACED_FIELDS)}")
+  hyperparams = dict(hyperparams or {})
+  warmup = hyperparams.pop("warmup_steps", None)
   factory, hparams = _optimizer_factory(optimizer_cfg, hyperparams)
-  lr = (hyperparams or {}).get("learning_rate", optimizer_cfg.learning_rate)
-  schedule = make_schedule(schedule_cfg, lr, num_train_steps)
+  lr = hyperparams.get("learning_rate", optimizer_cfg.learning_rate)
+  schedule = make_schedule(schedule_cfg, lr, num_train_steps, warmup_steps=warmup)
   # inject_hyperparams keeps bools (nesterov) static and turns the numeric
   # values into state arrays; the schedule is evaluated on its own count.
   opt = optax.inject_hyperparams(factory)(learning_rate=schedule, **hparams)

@@ -2,6 +2,7 @@
 NaN members frozen; selection never on the test split (resume after kill -9, the NaN
 freeze and 8 == 1 devices for a population are also cases of tests/test_trainers.py)."""
 
+import contextlib
 import subprocess
 import sys
 
@@ -139,6 +140,44 @@ def test_schedules_take_a_traced_learning_rate(schedule, quick_compiles):
   np.testing.assert_allclose(traced(np.float32(0.3)), [plain(s) for s in steps_], rtol=1e-6)
   with pytest.raises(ValueError, match="optimizer hyperparameter 'lr' is not one of"):
     optim.make_optimizer(cfg.optimizer, cfg.schedule, 60, hyperparams={"lr": 0.1})
+
+
+@pytest.mark.parametrize("schedule", ["constant", "warmup_cosine", "warmup_linear"])
+def test_schedules_take_a_traced_warmup(schedule, quick_compiles):
+  cfg = tiny_config(**{"schedule.name": schedule, "schedule.decay_steps": 40,
+                       "schedule.end_learning_rate_factor": 0.1})
+  steps_ = np.arange(60)
+  traced = jax.jit(lambda w: jax.vmap(optim.make_schedule(cfg.schedule, 0.3, 60,
+                                                          warmup_steps=w))(steps_))
+  for warmup in (0, 7, 20):
+    cfg.schedule.warmup_steps = warmup
+    plain = jax.jit(jax.vmap(optim.make_schedule(cfg.schedule, 0.3, 60)))(steps_)
+    np.testing.assert_array_equal(traced(np.float32(warmup)), plain)  # the same operations
+  cfg.schedule.decay_steps = 0
+  with pytest.raises(ValueError, match="needs schedule.decay_steps > 0") if schedule != \
+      "constant" else contextlib.nullcontext():
+    jax.jit(lambda w: optim.make_schedule(cfg.schedule, 0.3, 60, warmup_steps=w)(3))(
+        np.float32(5))
+
+
+def test_warmup_and_label_smoothing_members_share_one_compile(quick_compiles):
+  """Members that differ in warmup and label smoothing: one group, each == its core run."""
+  members = [population.Member(0, {"warmup_steps": 0, "label_smoothing": 0.0}),
+             population.Member(1, {"schedule.warmup_steps": 5, "loss.label_smoothing": 0.2}),
+             population.Member(2, {"warmup_steps": 3})]
+  cfg = _config(num_train_steps=8)
+  res = population.run_config(cfg, members, strategy="sequential")
+  assert not any("group" in str(r) for r in res.records)
+  assert {r["member"] for r in res.records} == {0, 1, 2}
+  for i, (warmup, smoothing) in enumerate([(0, 0.0), (5, 0.2), (3, 0.0)]):
+    single = _config(num_train_steps=8, seed=i, **{"schedule.warmup_steps": warmup,
+                                                   "loss.label_smoothing": smoothing})
+    alone = population.run_config(single, [population.Member(i)], strategy="sequential")
+    assert _max_diff(res.params(i), alone.params(0)) <= 1e-6, i
+  assert _max_diff(res.params(1), res.params(2)) > 1e-4
+  lr = {r["step"]: r["learning_rate"] for r in res.records
+        if r["member"] == 1 and "learning_rate" in r}
+  assert lr[1] == pytest.approx(0.0) and lr[6] == pytest.approx(cfg.optimizer.learning_rate)
 
 
 def test_unknown_hyperparameter_is_one_line_error():

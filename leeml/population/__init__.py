@@ -22,11 +22,11 @@ core's batch `data.device_train_indices(t, ...)` of the (seed, epoch) permutatio
 Hyperparameters of `run_config` members: traced (one compile for all values):
 `TRACED_HPARAMS` = learning_rate, momentum, b1, b2, eps, weight_decay, rms_decay,
 initial_accumulator_value (the optimizer fields `optim.make_optimizer(hyperparams=...)`
-takes as arrays). Any other setting is a dotted config path (e.g. 'model.width',
-'batch_size', 'schedule.warmup_steps', 'loss.label_smoothing') and makes a separate
-group, compiled once per distinct value. (warmup_steps and label_smoothing are static
-because the optax schedules take the warmup as a Python int and `losses` tests the
-smoothing with a Python `if`.) An unknown name is a one-line ValueError. A hand-written
+takes as arrays), warmup_steps (with the constant schedule, or warmup_* with
+decay_steps > 0) and label_smoothing (also as 'schedule.warmup_steps',
+'loss.label_smoothing'). Any other setting is a dotted config path (e.g. 'model.width',
+'batch_size') and makes a separate group, compiled once per distinct value. An unknown
+name is a one-line ValueError. A hand-written
 Program traces whatever names its `hparams` lists (loss weights, dropout rates, ...).
 
 Strategies (`STRATEGIES`, same numbers under each; `default_strategy` picks by backend):

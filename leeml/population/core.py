@@ -17,7 +17,22 @@ from leeml.population.engine import run
 from leeml.population.members import Member, Program, Result
 from leeml.train_state import TrainState
 
-TRACED_HPARAMS = optim.TRACED_FIELDS
+# Traced (one compile for every value): the optimizer's `optim.TRACED_FIELDS` (incl. the
+# schedule's warmup_steps) and the loss's label_smoothing.
+TRACED_HPARAMS = (*optim.TRACED_FIELDS, "label_smoothing")
+_SECTION = {**{k: "optimizer" for k in optim.TRACED_FIELDS}, "warmup_steps": "schedule",
+            "label_smoothing": "loss"}
+
+
+def _traced_defaults(config) -> dict[str, float]:
+  """The traced names of this config and their values; warmup_steps only where the
+  schedule takes a traced warmup (`optim.make_schedule`)."""
+  out = {k: float(config[_SECTION[k]][k]) for k in TRACED_HPARAMS if k != "warmup_steps"}
+  schedule = config.schedule
+  if schedule.name == "constant" or (schedule.name.startswith("warmup_") and
+                                     int(schedule.decay_steps) > 0):
+    out["warmup_steps"] = float(schedule.warmup_steps)
+  return out
 
 
 
@@ -36,18 +51,19 @@ def program_from_config(config, *, splits: Mapping[str, data.ArraySplit] | None 
                            int(np.prod(dataset.train.element_spec["targets"][0])))
   loss_fn = losses.get_loss(config.loss.name)
   sample = jnp.zeros((1, *dataset.input_shape), dataset.train.element_spec["inputs"][1])
-  defaults = {k: float(config.optimizer[k]) for k in TRACED_HPARAMS}
+  defaults = _traced_defaults(config)
 
   def tx_of(hparams):
     return optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps,
-                                hyperparams=hparams)
+                                hyperparams={k: v for k, v in hparams.items()
+                                             if k in optim.TRACED_FIELDS})
 
   def init(key, hparams):
     return TrainState.create(model.init(key, sample, train=False), tx_of(hparams))
 
   def train_step(state, batch, rng, hparams):
     step = steps.make_train_step(model, tx_of(hparams), loss_fn,
-                                 label_smoothing=config.loss.label_smoothing,
+                                 label_smoothing=hparams["label_smoothing"],
                                  classification=classification,
                                  diagnostics_every=config.log_every_steps,
                                  num_train_steps=config.num_train_steps)
@@ -77,7 +93,7 @@ def _static_groups(config, members: Sequence[Member]):
   for i, m in enumerate(members):
     static, traced = {}, {}
     for k, v in m.hparams.items():
-      if k in TRACED_HPARAMS or k in (f"optimizer.{t}" for t in TRACED_HPARAMS):
+      if k in TRACED_HPARAMS or k in (f"{_SECTION[t]}.{t}" for t in TRACED_HPARAMS):
         traced[k.split(".")[-1]] = v
       elif "." in k or k in config:
         static[k] = v
