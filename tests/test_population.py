@@ -3,6 +3,7 @@ NaN members frozen; selection never on the test split (resume after kill -9, the
 freeze and 8 == 1 devices for a population are also cases of tests/test_trainers.py)."""
 
 import contextlib
+import dataclasses
 import subprocess
 import sys
 
@@ -140,6 +141,30 @@ def test_schedules_take_a_traced_learning_rate(schedule, quick_compiles):
   np.testing.assert_allclose(traced(np.float32(0.3)), [plain(s) for s in steps_], rtol=1e-6)
   with pytest.raises(ValueError, match="optimizer hyperparameter 'lr' is not one of"):
     optim.make_optimizer(cfg.optimizer, cfg.schedule, 60, hyperparams={"lr": 0.1})
+
+
+def test_evaluation_at_start_and_final_only_splits(quick_compiles):
+  program, init, _ = _linear_program()
+
+  def evaluate(state, batch):
+    err = (batch["inputs"] @ state["w"] - batch["targets"]) ** 2
+    return {"mse": jnp.sum(err * batch["weights"]), "count": jnp.sum(batch["weights"])}
+
+  program = dataclasses.replace(program, evaluate=evaluate, eval_batch_size=16,
+                                splits={"validation": program.train, "test": program.train})
+  members = [population.Member(0), population.Member(1, {"learning_rate": 0.0})]
+  res = population.run(program, members, num_steps=6, eval_every=3, eval_at_start=True,
+                       final_only=["test"], strategy="sequential", progress=False)
+  steps_v, val = res.curves("eval_validation_mse")
+  steps_t, test = res.curves("eval_test_mse")
+  assert list(steps_v) == [0, 3, 6] and list(steps_t) == [6]
+  x, y = program.train.inputs, program.train.targets
+  w0 = np.asarray(init(jax.random.split(jax.random.PRNGKey(0))[0])["w"])
+  np.testing.assert_allclose(val[0, 0], np.mean((x @ w0 - y) ** 2), rtol=1e-5)  # initial state
+  assert val[1, 0] == val[1, 2]  # learning rate 0: nothing moves
+  assert val[0, 2] < 0.5 * val[0, 0] and test[0, 0] == val[0, 2]
+  with pytest.raises(ValueError, match="final_only names an unknown split 'tset'"):
+    population.run(program, members, num_steps=1, final_only=["tset"], progress=False)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "warmup_cosine", "warmup_linear"])

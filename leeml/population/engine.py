@@ -164,11 +164,14 @@ def run(program: Program, members: Sequence[Member], *, num_steps: int,
         workdir: str | None = None, strategy: str | None = None, mesh=None,
         eval_every: int = 0, checkpoint_every: int = 0, keep_checkpoints: int = 2,
         scan_steps: int = 100, progress: bool = True, member_ids: Sequence[int] | None = None,
-        record_settings: Sequence[dict] | None = None, desc: str = "population") -> Result:
+        record_settings: Sequence[dict] | None = None, desc: str = "population",
+        eval_at_start: bool = False, final_only: Sequence[str] = ()) -> Result:
   """Trains every member of `members` for `num_steps` steps; see the module docstring.
 
-  eval_every: evaluate every n steps (0: only at the end); checkpoint_every: with a
-  workdir, save all members every n steps (0: only at the end). member_ids and
+  eval_every: evaluate every n steps (0: only at the end); eval_at_start: also at step 0
+  (the initial states); final_only: names of splits evaluated at the last step only
+  (e.g. 'test'); checkpoint_every: with a workdir, save all members every n steps (0: only
+  at the end). member_ids and
   record_settings: what the records carry (default: 0..P-1 and `Member.settings()`).
   """
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
@@ -176,6 +179,10 @@ def run(program: Program, members: Sequence[Member], *, num_steps: int,
   if strategy not in STRATEGIES:
     raise ValueError(f"population: strategy={strategy!r} is not one of: {', '.join(STRATEGIES)}")
   hparams = _resolve_hparams(program, members)
+  unknown = sorted(set(final_only) - set(program.splits))
+  if unknown:
+    raise ValueError(f"population: final_only names an unknown split {unknown[0]!r} "
+                     f"(splits: {', '.join(program.splits) or 'none'})")
   if not isinstance(program.train, data.ArraySplit):
     raise ValueError("population: the training split must be in memory (data.ArraySplit)")
   if not members:
@@ -250,6 +257,8 @@ def run(program: Program, members: Sequence[Member], *, num_steps: int,
     if eng.evaluate is None:
       return
     for name, split in program.splits.items():
+      if name in final_only and step != num_steps:
+        continue
       batches = [_place(bt, eng.replicated)
                  for bt in data.eval_batches(split, program.eval_batch_size)]
       sums = jax.device_get([[eng.evaluate(s, bt) for bt in batches] for s in slices])
@@ -267,6 +276,8 @@ def run(program: Program, members: Sequence[Member], *, num_steps: int,
                    for k, v in tot.items() if k != "count"}})
 
   try:
+    if eval_at_start and start == 0:
+      evaluate(0)
     for end in ([e for e in ends if e > start]):
       t0 = start
       chunk_metrics = []
