@@ -12,8 +12,8 @@ hidden layer of k ReLUs has at most k + 1 pieces, so it needs k >= 2^L - 1 units
 reaches a lower training loss on a high-frequency curve than a 1-hidden-layer wide one.
 
 Method: (a) leeml.piecewise (numpy float64, exact); (b) full-batch Adam on a sum of sines
-(leeml.curve_fit, seeds vmapped, first-layer kinks drawn inside the data range as in
-configs/lec01_piecewise.py), one width per depth chosen so the parameter count is within
+(leeml.curve_fit on the population engine, the seeds of one depth are members of one
+Program; first-layer kinks drawn inside the data range as in configs/lec01_piecewise.py), one width per depth chosen so the parameter count is within
 ±5% of the 1 x 288 net's (865).
 
 Thresholds are fixed here, before running; the experiment only reads them.

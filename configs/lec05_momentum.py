@@ -16,7 +16,11 @@ A. On the tilted double well L = (w1^2 - 1)^2 + 0.3 w1 + w2^2 / 2 (local minimum
    (Design pilot on this toy: with eta = 0.02, lambda = 0.9, 15 of these 18 starts pass;
    the starts at w1 = 1.5 do not. lambda = 0.95 passes from fewer: the ball rolls back.)
 B. Network: MLP 2x64 (ReLU) on digits, mini-batch (64) SGD vs SGD + lecture momentum,
-   both eta = 0.03, 3 seeds (same inits and batches):
+   both eta = 0.03, 3 seeds (same inits and batches). Both arms are members of one
+   population (one compile): the lecture's rule with traced lambda, lambda = 0 being SGD.
+   Batches are the core's (seed, epoch) permutations (the pilot below used per-step
+   random batches; the sampler changed with the move to leeml.population, the threshold
+   did not):
    3. momentum_reaches_target_faster: steps until the full-train loss < `target_loss`
       (checked every `eval_every`) are fewer with momentum on every seed (pilot: 80 vs
       480-500).

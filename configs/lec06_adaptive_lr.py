@@ -37,6 +37,10 @@ B. Warmup (lecture 6 "Warm up", citing Liu et al. 2020 RAdam; post-norm instabil
    8. radam_without_warmup: RAdam without warmup ends lower than no-warmup Adam by
       > `warmup_margin` on every seed.
    (Control, no claim: the same network in pre-norm trained by no-warmup Adam.)
+   Each optimizer trains its seeds as one population (leeml.curve_fit.classifier_program,
+   the core's train step); batches are the core's (seed, epoch) permutations (the pilot
+   used per-step random batches; the sampler changed with the move to leeml.population,
+   the thresholds did not).
 
 Setting of B chosen by a pilot (reported in the section notes): at depth 8, width 64,
 lr 1e-2, post-norm, 1000 steps, no-warmup Adam stayed at chance (loss 2.25-2.31) on 3

@@ -65,7 +65,9 @@ def get_config(scale: str | None = None):
       # unchanged.)
       eval_every_steps={"smoke": 10, "cpu": 5, "full": 5}[scale],
       # Fig. 1(b, c): percentiles of the input to one sigmoid of the last hidden layer.
-      percentiles=(15, 50, 85), tracked_unit=0))
+      percentiles=(15, 50, 85), tracked_unit=0,
+      # leeml.population strategy ('' = population.default_strategy).
+      strategy=""))
 
   # Thresholds (decided before running).
   c.thresholds = ml_collections.ConfigDict(dict(

@@ -25,11 +25,14 @@ def get_config(scale: str | None = None):
   c.datasets = ("digits", "mnist1d")
   c.losses = ("softmax_cross_entropy", "softmax_mse")
 
-  # One training run; dataset and loss are filled in per run. Plain SGD, as in the
+  # One population of runs; dataset and loss are set per member (static settings: one
+  # compile per dataset x loss, shared by its seeds). Plain SGD, as in the
   # lecture's gradient descent; the same init for both losses (init depends on the seed).
   t = default.get_config("smoke" if scale == "smoke" else "cpu")
   t.progress_bar = False
   t.eval_on_train = True
+  # Only the name: each population member sets 'dataset.name' (leeml/lectures/lec08.py).
+  t.dataset = ml_collections.ConfigDict(dict(name=c.datasets[0]))
   t.batch_size = 64
   t.eval_batch_size = 500
   t.model = dict(name="mlp", depth=2, width=128, activation="relu", residual=False,

@@ -40,13 +40,21 @@ def test_dense_hessian_order_is_ravel_pytree():
                                                  "a": jnp.arange(4.)})[0]), np.arange(10.))
 
 
+def _hessian_and_hvp(loss, params, v_flat):
+  """(H, H v) from `dense_hessian` and `hvp` in ONE jitted program (eagerly, the two
+  dispatch and compile every primitive separately: 5x slower on this tiny MLP)."""
+  @jax.jit
+  def both(params, v_flat):
+    h, unravel = curvature.dense_hessian(loss, params)
+    return h, ravel_pytree(curvature.hvp(loss, params, unravel(v_flat)))[0]
+  return both(params, v_flat)
+
+
 def test_hvp_equals_dense_hessian_times_v():
   model, variables, x, y = _mlp_problem()
   loss, _ = _full_loss(model, variables, x, y)
-  params = variables["params"]
-  h, unravel = curvature.dense_hessian(loss, params)
-  v_flat = jax.random.normal(jax.random.PRNGKey(1), (h.shape[0],))
-  hv = ravel_pytree(curvature.hvp(loss, params, unravel(v_flat)))[0]
+  v_flat = jax.random.normal(jax.random.PRNGKey(1), (75,))
+  h, hv = _hessian_and_hvp(loss, variables["params"], v_flat)
   assert h.shape == (75, 75)  # 5*8+8 + 8*3+3
   np.testing.assert_allclose(hv, h @ v_flat, atol=1e-5, rtol=0)
   assert float(jnp.linalg.norm(hv)) > 1e-2  # not trivially zero
@@ -74,17 +82,25 @@ def test_hvp_with_batch_stats_uses_running_statistics():
   model, variables, x, y = _mlp_problem(norm="batch")
   # Non-trivial running statistics, as after training.
   variables["batch_stats"] = jax.tree.map(lambda s: s + 0.5, variables["batch_stats"])
-  loss, _ = _full_loss(model, variables, x, y)
+  loss, batch_loss = _full_loss(model, variables, x, y)
   params = variables["params"]
-  h, unravel = curvature.dense_hessian(loss, params)
-  v = jnp.sin(jnp.arange(h.shape[0]) * 0.37)
-  hv = ravel_pytree(curvature.hvp(loss, params, unravel(v)))[0]
+  dim = ravel_pytree(params)[0].size
+  v = jnp.sin(jnp.arange(dim) * 0.37)
+  h, hv = _hessian_and_hvp(loss, params, v)
   np.testing.assert_allclose(hv, h @ v, atol=1e-5, rtol=0)
-  # Eval mode: the loss does not depend on the batch composition (running stats used).
-  l_all = float(loss(params))
-  l_half = float(_full_loss(model, variables, x[:18], y[:18])[0](params)) * 18
-  l_rest = float(_full_loss(model, variables, x[18:], y[18:])[0](params)) * 19
-  assert l_all * 37 == pytest.approx(l_half + l_rest, rel=1e-5)
+  # Eval mode: an example's loss does not depend on the rest of the batch (running stats,
+  # not batch statistics): the first 18 examples and the other 19, each in a batch filled
+  # up with copies of themselves (weight 0), add up to the loss of the whole batch.
+  n = len(x)
+  fill = lambda idx: np.concatenate([idx, np.resize(idx, n - len(idx))])  # noqa: E731
+  rows = [np.arange(n), fill(np.arange(18)), fill(np.arange(18, n))]
+  weights = np.stack([np.ones(n), np.arange(n) < 18, np.arange(n) < n - 18]).astype(np.float32)
+  sums = jax.jit(jax.vmap(lambda xs, ys, w: batch_loss(params, {"inputs": xs, "targets": ys,
+                                                                "weights": w})))(
+      np.stack([x[r] for r in rows]), np.stack([y[r] for r in rows]), weights)
+  l_all, l_first, l_rest = (float(s) for s in sums)
+  assert l_all == pytest.approx(float(loss(params)) * n, rel=1e-5)
+  assert l_all == pytest.approx(l_first + l_rest, rel=1e-5)
 
 
 @pytest.fixture(scope="module")

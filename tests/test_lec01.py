@@ -2,12 +2,14 @@
 
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import lec01_deep_vs_fat as dvf_config
 from configs import lec01_piecewise as pw_config
-from leeml import claims, curve_fit, piecewise
+from leeml import claims, curve_fit, models, piecewise
 from leeml.lectures import lec01_deep_vs_fat, lec01_piecewise
 
 
@@ -24,11 +26,37 @@ def test_curve_fit_learns_a_line_exactly_and_seeds_differ():
   assert r["loss"].shape == (2, 6) and r["final_loss"].shape == (2,)
   assert np.all(r["final_loss"] < 1e-3) and np.all(r["loss"][:, 0] > 0.1)
   assert not np.allclose(r["params"]["head"]["kernel"][0], r["params"]["head"]["kernel"][1])
+  np.testing.assert_array_equal(r["nonfinite_step"], [0, 0])
   # Kinks start inside the data range (kinks_in_range): the exact regions see them.
   for i in range(2):
     p = curve_fit.seed_params(r["params"], i)
     pred = curve_fit.predict(curve_fit.model_config(1, 8), r["params"], x)[i]
     np.testing.assert_allclose(piecewise.forward(p, x[:, 0]), pred, atol=1e-5)
+
+
+def test_fit_start_and_activation_members_equal_single_fits():
+  # One step of plain GD from the member's start: flax init with k_init, first-layer
+  # kinks drawn uniformly in [min x, max x] with k_train (k_init, k_train = split(seed)).
+  x = np.linspace(-1, 2, 16)[:, None].astype(np.float32)
+  y = np.sin(3 * x)
+  opt = curve_fit.optimizer_config(name="sgd", learning_rate=0.1)
+  mcfg = curve_fit.model_config(1, 4, "relu")
+  both = curve_fit.fit_activations(mcfg, x, y, [3], ("relu", "sigmoid"), optimizer_cfg=opt,
+                                   num_steps=1)
+  for act in ("relu", "sigmoid"):
+    cfg = curve_fit.model_config(1, 4, act)
+    model = models.get_model(cfg, num_outputs=1)
+    k_init, k_train = jax.random.split(jax.random.PRNGKey(3))
+    params = model.init(k_init, x[:1])["params"]
+    u = jax.random.uniform(k_train, (4,), minval=-1.0, maxval=2.0)
+    params["dense_0"]["bias"] = -params["dense_0"]["kernel"][0] * u
+    loss = lambda p, model=model: jnp.mean((model.apply({"params": p}, x) - y) ** 2)
+    np.testing.assert_allclose(both[act]["loss"][0, 0], loss(params), rtol=1e-6)
+    params = jax.tree.map(lambda a, g: a - 0.1 * g, params, jax.grad(loss)(params))
+    np.testing.assert_allclose(both[act]["final_loss"][0], loss(params), rtol=1e-5)
+    single = curve_fit.fit(cfg, x, y, [3], optimizer_cfg=opt, num_steps=1)
+    np.testing.assert_allclose(both[act]["final_loss"], single["final_loss"], rtol=1e-6)
+  assert both["relu"]["final_loss"][0] != both["sigmoid"]["final_loss"][0]
 
 
 def test_width_for_budget_matches_the_lecture_table_rows():

@@ -1,5 +1,6 @@
-"""Lecture 5 (batch size): the training loop against hand-written SGD, the sharpness
-against a dense Hessian, the selection rules, and the experiment end to end."""
+"""Lecture 5 (batch size): the population runs against hand-written GD / SGD on the core's
+batch order, the sharpness against a dense Hessian, the selection rules, and the
+experiment end to end."""
 
 import os
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import lec05_batch_size as lec05_config
-from leeml import claims, curvature, models
+from leeml import claims, curvature, data as data_lib, models
 from leeml.lectures import lec05_batch_size as lec05
 
 
@@ -65,12 +66,27 @@ def test_full_batch_training_is_gradient_descent():
       assert r["test_acc"][i, j] == pytest.approx(acc)
 
 
-def test_minibatch_epoch_takes_floor_n_over_b_steps_and_differs_from_gd():
+def test_minibatch_runs_are_sgd_on_the_core_batch_order():
+  """B < N: ⌊N/B⌋ updates per epoch on the batches `data.train_indices(step, B, N, seed)`
+  (the core's (seed, step) epoch permutation), every lr of a seed from the same init."""
   data = _tiny_data(n=13)
   model = models.get_model(TINY_MLP, num_outputs=3)
-  small = lec05.train_batch_size(model, data, 4, (0,), (0.5,), 2)
-  full = lec05.train_batch_size(model, data, 13, (0,), (0.5,), 2)
+  lrs, seed = (0.5, 0.2), 4
+  small = lec05.train_batch_size(model, data, 4, (seed,), lrs, 2)
+  full = lec05.train_batch_size(model, data, 13, (seed,), lrs[:1], 2)
   assert small["steps"] == 2 * 3 and full["steps"] == 2
+  x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
+  grad = jax.jit(jax.value_and_grad(lambda q, xb, yb: _ce(model, q, xb, yb)))
+  for j, lr in enumerate(lrs):
+    p = model.init(jax.random.split(jax.random.PRNGKey(seed))[0], x[:1])["params"]
+    for step in range(6):
+      idx = data_lib.train_indices(step, 4, 13, seed)
+      _, g = grad(p, x[idx], y[idx])
+      p = jax.tree.map(lambda a, b, lr=lr: a - lr * b, p, g)
+    got = jax.tree.map(lambda a, j=j: a[j], small["params"])
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(p)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert small["train_loss"][0, j, -1] == pytest.approx(float(_ce(model, p, x, y)), rel=1e-4)
   # Same init (same seed), different trajectories: 6 noisy steps vs 2 full-batch steps.
   assert abs(small["train_loss"][0, 0, -1] - full["train_loss"][0, 0, -1]) > 1e-3
 
@@ -81,12 +97,16 @@ def test_sharpness_is_the_top_eigenvalue_of_the_dense_hessian():
   params = [model.init(jax.random.PRNGKey(s), data["x"][:1])["params"] for s in (0, 1)]
   dim = sum(a.size for a in jax.tree.leaves(params[0]))  # 3*4+4 + 4*3+3 = 31
   cfg = ml_collections.ConfigDict(dict(batch_size=8, num_iters=dim))  # 3 padded batches
+  # One operator for both points (as the experiment reuses it): the second is its own.
   got = lec05.sharpness(model, params, data["x"], data["y"], cfg)
   x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
+  # Jitted, one compile for both points (eager jax.hessian dispatches op by op).
+  hessian = jax.jit(lambda q: curvature.dense_hessian(lambda r: _ce(model, r, x, y), q)[0])
   for p, lam in zip(params, got):
-    h, _ = curvature.dense_hessian(lambda q: _ce(model, q, x, y), p)
+    h = hessian(p)
     assert lam == pytest.approx(float(np.linalg.eigvalsh(np.asarray(h, np.float64))[-1]),
                                 rel=1e-3)
+  assert abs(got[0] - got[1]) > 1e-3 * abs(got[0])
 
 
 def test_selection_and_parallel_batch_rules():

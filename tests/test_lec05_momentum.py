@@ -1,26 +1,18 @@
-"""Lecture 5 (momentum): the shared network loop, steps-to-target, the experiment end to end."""
+"""Lecture 5 (momentum): the population's arms against the lecture's rule, steps-to-target,
+the experiment end to end."""
 
 import os
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
 from configs import lec05_momentum as lec05_config
-from leeml import claims
+from leeml import claims, curve_fit, models, population
 from leeml.lectures import lec05_momentum as lec05
-
-
-
-class Linear(nn.Module):
-  num_outputs: int = 2
-
-  @nn.compact
-  def __call__(self, x, *, train=False):
-    return nn.Dense(self.num_outputs, kernel_init=nn.initializers.zeros)(x)
 
 
 def _data():
@@ -29,42 +21,67 @@ def _data():
   return x, (x[:, 0] > 0).astype(np.int32)
 
 
-def test_network_curves_full_batch_sgd_matches_a_hand_loop():
-  # batch = all examples: the mini-batch is a permutation, so the step equals full-batch
-  # GD, which a plain Python loop reproduces.
+def _linear_program(batch_size=64):
   x, y = _data()
-  model = Linear()
-  r = lec05.network_curves(model, optax.sgd(0.5), x, y, "softmax_cross_entropy", (0, 1), 6,
-                           64, 3)
-  assert r["train_loss"].shape == (2, 3) and r["batch_loss"].shape == (2, 6)
-  params = {"Dense_0": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}
+  model = ml_collections.ConfigDict(dict(name="mlp", depth=0, width=1, activation="relu",
+                                         residual=False, norm="none"))
+  opt = curve_fit.optimizer_config(name="lecture_momentum", learning_rate=0.5, momentum=0.9)
+  return x, y, curve_fit.classifier_program(
+      model, x, y, 2, loss="softmax_cross_entropy", optimizer_cfg=opt, num_steps=6,
+      batch_size=batch_size, hparams={"learning_rate": 0.5, "momentum": 0.9})
+
+
+def test_momentum_zero_member_is_full_batch_gd_and_momentum_member_is_the_lecture_rule():
+  # batch = all examples: the mini-batch is a permutation, so a step is full-batch GD
+  # (lambda = 0) or the lecture's momentum (lambda = 0.9), which a Python loop reproduces
+  # from the member's own initial params (k_init of the seed).
+  x, y, program = _linear_program()
+  members = population.grid([0, 1], arm="sgd", momentum=[0.0]) + population.grid(
+      [0], arm="momentum", momentum=[0.9])
+  r = curve_fit.train_curves(program, members, num_steps=6, eval_every=3)
+  assert r["train_loss"].shape == (3, 2) and r["batch_loss"].shape == (3, 6)
+  np.testing.assert_array_equal(r["eval_steps"], [3, 6])
+  model = models.get_model(ml_collections.ConfigDict(dict(
+      name="mlp", depth=0, width=1, activation="relu", residual=False, norm="none")), 2)
   loss = lambda p: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
       model.apply({"params": p}, x), y))
-  expected = [float(loss(params))]
-  for t in range(6):
-    params = jax.tree.map(lambda a, g: a - 0.5 * g, params, jax.grad(loss)(params))
-    if t % 3 == 2:
-      expected.append(float(loss(params)))
-  np.testing.assert_allclose(r["train_loss"][0], expected, rtol=1e-5)
-  np.testing.assert_allclose(r["train_loss"][1], expected, rtol=1e-5)  # zero init: seeds agree
-  assert r["train_loss"][0, 0] == pytest.approx(np.log(2), rel=1e-6)
+  for i, m in enumerate(members):
+    k_init, _ = jax.random.split(jax.random.PRNGKey(m.seed))
+    params = model.init(k_init, x[:1])["params"]
+    move = jax.tree.map(jnp.zeros_like, params)
+    expected, batch = [], []
+    for t in range(6):
+      batch.append(float(loss(params)))
+      move = jax.tree.map(lambda v, g: m.hparams["momentum"] * v - 0.5 * g, move,
+                          jax.grad(loss)(params))
+      params = jax.tree.map(lambda a, v: a + v, params, move)
+      if t % 3 == 2:
+        expected.append(float(loss(params)))
+    np.testing.assert_allclose(r["batch_loss"][i], batch, rtol=2e-5)
+    np.testing.assert_allclose(r["train_loss"][i], expected, rtol=2e-5)
+  assert r["train_loss"][0, -1] != r["train_loss"][1, -1]  # seeds: different inits
+  assert r["train_loss"][2, -1] != r["train_loss"][0, -1]  # momentum moves differently
+  with pytest.raises(ValueError, match="multiple of eval_every"):
+    curve_fit.train_curves(program, members, num_steps=6, eval_every=4)
 
 
-def test_steps_to_target_and_optimizer_fields():
+def test_network_arms_share_one_program_and_differ_only_in_momentum():
+  config = lec05_config.get_config("smoke")
+  members = lec05.network_members(config.network, config.seeds)
+  assert [(m.arm, m.seed, m.hparams["momentum"]) for m in members] == [
+      ("sgd", 0, 0.0), ("sgd", 1, 0.0), ("momentum", 0, 0.9), ("momentum", 1, 0.9)]
+  assert {m.hparams["learning_rate"] for m in members} == {config.network.learning_rate}
+  with pytest.raises(ValueError, match="not one of"):
+    curve_fit.classifier_program(
+        ml_collections.ConfigDict(dict(config.network.model)), *_data(), 2,
+        loss="softmax_cross_entropy", optimizer_cfg=curve_fit.optimizer_config(), num_steps=2,
+        batch_size=8, hparams={"lr": 0.1})
+
+
+def test_steps_to_target():
   steps = np.array([0, 10, 20, 30])
   assert lec05.steps_to_target(steps, [2.0, 0.5, 0.2, 0.1], 0.3) == 20
   assert lec05.steps_to_target(steps, [2.0, np.nan, np.nan, np.nan], 0.3) == float("inf")
-  tx = lec05.optimizer(dict(name="adam", learning_rate=1.0, schedule_warmup_steps=4), 10)
-  params = jnp.zeros(1)
-  state = tx.init(params)
-  moves = []
-  for _ in range(5):
-    upd, state = tx.update(jnp.ones(1), state, params)
-    moves.append(float(-upd[0]))
-  # Adam's step is lr * sign(g) for a constant gradient; lr warms up 0, 1/4, ..., 1.
-  np.testing.assert_allclose(moves, [0.0, 0.25, 0.5, 0.75, 1.0], atol=1e-5)
-  with pytest.raises(ValueError, match="unknown optimizer field"):
-    lec05.optimizer(dict(name="sgd", lr=0.1), 10)
 
 
 # The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs import lec06_adaptive_lr as lec06_config
-from leeml import claims, models
+from leeml import claims, curve_fit, models, population
 from leeml.lectures import lec06_adaptive_lr as lec06
 
 
@@ -61,6 +61,24 @@ def test_surface_tx_rules():
   tx = lec06.surface_tx(dict(rule="optax_adagrad", learning_rate=0.3, decay_time=0.0))
   upd, _ = tx.update(jnp.array([1.0, 2.0]), tx.init(jnp.zeros(2)))
   np.testing.assert_allclose(upd, -0.3 * np.array([1.0, 2.0]) / np.sqrt([1.1, 4.1]), rtol=1e-5)
+
+
+def test_warmup_programs_ramp_the_learning_rate_and_keep_seeds_as_members():
+  cfg = lec06_config.get_config("smoke").warmup
+  cfg.model.depth, cfg.model.width = 1, 8
+  cfg.num_steps, cfg.warmup_steps, cfg.batch_size, cfg.eval_every = 4, 2, 8, 2
+  rng = np.random.default_rng(0)
+  arrays = (rng.normal(size=(32, 5)).astype(np.float32), rng.integers(0, 3, 32), 3)
+  variants = {v["key"]: v for v in lec06.warmup_variants(cfg)}
+  lr = cfg.learning_rate
+  for key, expected in (("adam", [lr] * 4), ("adam_warmup", [0.0, lr / 2, lr, lr])):
+    program = lec06.warmup_program(cfg, variants[key], arrays)
+    r = curve_fit.train_curves(program, population.grid([0, 1], arm=key), num_steps=4,
+                               eval_every=2)
+    _, rates = r["result"].curves("learning_rate")
+    np.testing.assert_allclose(rates, [expected, expected], rtol=1e-6)
+    assert r["train_loss"].shape == (2, 2) and np.all(np.isfinite(r["grad_norm"]))
+    assert r["train_loss"][0, -1] != r["train_loss"][1, -1]
 
 
 # The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or

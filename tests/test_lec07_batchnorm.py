@@ -3,12 +3,17 @@ divergence rules; the experiment end to end at a reduced smoke config."""
 
 import os
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from configs import lec07_batchnorm as lec07_config
-from leeml import claims
+from leeml import claims, data as data_lib, losses
 from leeml.lectures import lec07_batchnorm as lec07
+from leeml.models import MLP
 
 
 def _design(x):
@@ -68,6 +73,50 @@ def test_steps_to_target_and_divergence_rules():
   assert s["diverged"] and s["steps"] == 10  # reached it, then diverged
   assert [lec07.label(n, m) for n in ("none", "batch") for m in (1, 5, 30)] == [
       "plain", "plain-x5", "plain-x30", "BN-Baseline", "BN-x5", "BN-x30"]
+
+
+def test_paper_population_member_is_sgd_momentum_with_bn_on_the_core_batch_order(
+    quick_compiles):
+  """Each (seed, lr) member of `train_grid` is optax.sgd(lr, momentum) on the core's
+  (seed, step) batches from init(split(PRNGKey(seed))[0]); evaluations in eval mode."""
+  rng = np.random.default_rng(0)
+  x_tr, x_te = (rng.standard_normal((n, 6)).astype(np.float32) for n in (11, 7))
+  y_tr, y_te = (rng.integers(0, 3, n).astype(np.int32) for n in (11, 7))
+  data = (x_tr, y_tr, x_te, y_te, 3)
+  cfg = ml_collections.ConfigDict(dict(
+      model=dict(depth=2, width=5, activation="sigmoid"), base_learning_rate=0.1,
+      momentum=0.9, batch_size=4, num_train_steps=6, eval_every_steps=3,
+      percentiles=(15, 50, 85), tracked_unit=0, strategy=""))
+  seeds, mults = (3, 8), (1, 5)
+  got = lec07.train_grid(cfg, "batch", seeds, mults, data)
+  model = MLP(num_outputs=3, norm="batch", **cfg.model)
+  ce = losses.get_loss("softmax_cross_entropy")
+
+  def loss_of(p, stats, xb, yb):
+    out, new = model.apply({"params": p, "batch_stats": stats}, xb, train=True,
+                           mutable=["batch_stats"])
+    return jnp.mean(ce(out, yb)), new["batch_stats"]
+  grad = jax.jit(jax.value_and_grad(loss_of, has_aux=True))
+  test_loss = jax.jit(lambda v: jnp.mean(ce(model.apply(v, x_te, train=False), y_te)))
+  for mult in mults:
+    tx = optax.sgd(cfg.base_learning_rate * mult, momentum=cfg.momentum)
+    for si, seed in enumerate(seeds):
+      v = model.init(jax.random.split(jax.random.PRNGKey(seed))[0], x_tr[:1], train=False)
+      p, stats = v["params"], v["batch_stats"]
+      opt = tx.init(p)
+      want = [float(test_loss(v))]
+      for step in range(cfg.num_train_steps):
+        idx = data_lib.train_indices(step, cfg.batch_size, len(x_tr), seed)
+        (_, stats), g = grad(p, stats, x_tr[idx], y_tr[idx])
+        u, opt = tx.update(g, opt)
+        p = optax.apply_updates(p, u)
+        if (step + 1) % cfg.eval_every_steps == 0:
+          want.append(float(test_loss({"params": p, "batch_stats": stats})))
+      run = got[mult][si]
+      assert run["seed"] == seed and list(run["eval_steps"]) == [0, 3, 6]
+      np.testing.assert_allclose(run["test_loss"], want, rtol=1e-4)
+      assert run["percentiles"].shape == (3, 3) and np.all(np.diff(run["percentiles"], 1) > 0)
+      assert not run["nonfinite"] and run["train_loss"].shape == (2,)
 
 
 # The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or

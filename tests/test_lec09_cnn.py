@@ -52,25 +52,39 @@ def test_sweep_accuracy_matches_rot90_and_identity():
   assert s["rotation"][1] == pytest.approx(np.mean(quarter), abs=1e-12)
 
 
-def test_fit_is_deterministic_and_learns():
+def _blobs(n=200, shape=(10,)):
   rng = np.random.default_rng(0)
-  y = rng.integers(0, 10, 200).astype(np.int32)
-  x = (np.eye(10, dtype=np.float32)[y] * 4 + rng.normal(size=(200, 10)).astype(np.float32))
-  data = (x[:150], y[:150], x[150:], y[150:])
-  tcfg = ml_collections.ConfigDict(dict(steps=40, batch_size=32, learning_rate=0.05,
-                                        eval_every=20))
-  model = MLP(num_outputs=10, depth=0)
-  a, b = (lec09.fit(model, data, tcfg, (3,))[0] for _ in range(2))
-  assert a["history"] == b["history"] and len(a["history"]) == 2
-  assert a["history"][-1]["step"] == 40 and a["test_accuracy"] > 0.7  # chance: 0.1
-  assert a["num_params"] == 10 * 10 + 10
+  y = rng.integers(0, 10, n).astype(np.int32)
+  x = np.eye(10, dtype=np.float32)[y] * 4 + rng.normal(size=(n, 10)).astype(np.float32)
+  x = np.pad(x, ((0, 0), (0, int(np.prod(shape)) - 10))).reshape(n, *shape)
+  return x[:150], y[:150], x[150:], y[150:]
+
+
+_TCFG = ml_collections.ConfigDict(dict(steps=40, batch_size=32, learning_rate=0.05))
+_BLOBS = _blobs(shape=(4, 4, 1))  # 10 informative pixels of 16 (the MLP flattens)
+
+
+def test_train_arm_member_equals_its_single_run_and_learns():
+  # One population of two seeds == each seed trained alone (the engine's promise, on
+  # this lecture's program), timed or not; and the logistic model learns the blobs.
+  logistic_program = lec09.classifier_program(MLP(num_outputs=10, depth=0), _BLOBS, _TCFG,
+                                              family="mlp")
+  both = lec09.train_arm(logistic_program, (3, 4), _TCFG, eval_every=20)
+  alone = lec09.train_arm(logistic_program, (4,), _TCFG, eval_every=20, timed=True)[0]
+  assert [r["seed"] for r in both] == [3, 4] and both[0]["history"] != both[1]["history"]
+  assert both[1]["history"] == alone["history"] and len(alone["history"]) == 2
+  assert [h["step"] for h in alone["history"]] == [20, 40]
+  jax.tree.map(np.testing.assert_array_equal, both[1]["params"], alone["params"])
+  assert alone["test_accuracy"] > 0.7 and alone["train_accuracy"] > 0.7  # chance: 0.1
+  assert alone["num_params"] == 16 * 10 + 10 and alone["nonfinite_step"] is None
+  assert alone["seconds_per_step"] > 0 and np.isnan(both[0]["seconds_per_step"])
 
 
 def _reduced_config():
   c = lec09_config.get_config("smoke")
   c.seeds = (0,)
   c.digits.steps, c.digits.eval_every = 20, 10
-  c.mnist1d.steps, c.mnist1d.eval_every = 20, 10
+  c.mnist1d.steps = 20
   c.pooling.setups = ((16, (16, 32)),)
   c.rf.cnn_archs = {"default": c.rf.cnn_archs.default_3x3_maxpool.to_dict()}
   c.rf.layer_archs = {"dilated": c.rf.layer_archs.dilated}
@@ -100,6 +114,10 @@ def test_lec09_runs_end_to_end_and_judges_its_claims(tmp_path, quick_compiles):
   assert macs.mean == (16 * 16 * 144 + 256 * 4608 + 8192 * 10) / (16 * 16 * 144 + 64 * 4608
                                                                    + 512 * 10)
   assert all(v.verdict in (claims.PASS, claims.FAIL) for v in section.verdicts)
+  # The augmented arm trains on warped minibatches: the same CNN and seed, other numbers.
+  aug = by_id["lec09.invariance.augmentation_recovers"].numbers
+  assert (aug["plain CNN, untransformed test accuracy"].mean
+          != aug["augmented CNN, untransformed test accuracy"].mean)
   assert all(v.numbers for v in section.verdicts), [v.detail for v in section.verdicts]
   for fig in section.figures:
     assert os.path.getsize(fig.path) > 5_000 and open(fig.path, "rb").read(4) == b"\x89PNG"

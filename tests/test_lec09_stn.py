@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import lec09_stn as lec09_stn_config
-from leeml import claims, datasets, transforms
+from leeml import claims, datasets, lectures, population, transforms
 from leeml.datasets import builders, distorted
 from leeml.lectures import lec09_stn
 
@@ -76,6 +76,20 @@ def test_rotation_angle_inverts_affine_matrix():
   angles = np.array([-170.0, -45.0, 0.0, 12.5, 90.0, 179.0])
   theta = transforms.affine_matrix(angles, np.array([0.5, 0.8, 1.0, 1.2, 2.0, 1.0]), 0.3, -0.1)
   np.testing.assert_allclose(lec09_stn.rotation_angle(theta), angles, atol=1e-4)
+
+
+def test_population_dir_names_the_seeds_and_changes_with_config_and_members():
+  config = lec09_stn_config.get_config("smoke")
+  c = lec09_stn._run_config(config, "R", "cnn", 0)
+  members = population.grid((0, 1, 2), arm="R_cnn")
+  d = lectures.population_dir("/w", "R_cnn", c, members)
+  assert d.startswith("/w/runs/R_cnn_seeds0-1-2_")
+  assert d == lectures.population_dir("/w", "R_cnn", c, population.grid((0, 1, 2), arm="R_cnn"))
+  assert d[-10:] != lectures.population_dir("/w", "R_cnn", c, members[:2])[-10:]
+  assert d[-10:] != lectures.population_dir("/w", "R_cnn", c, population.grid(
+      (0, 1, 2), arm="R_cnn", learning_rate=[0.1]))[-10:]
+  c2 = lec09_stn._run_config(config, "RTS", "cnn", 0)
+  assert d[-10:] != lectures.population_dir("/w", "R_cnn", c2, members)[-10:]
 
 
 # The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from leeml.curvature import dense
 
@@ -78,11 +79,10 @@ def classify_critical_point(loss, params, *, rtol: float = 1e-4,
   Also reports |∇L| (a point is critical only if it is ~0: the caller judges), and for a
   saddle the unit eigenvector of the most negative eigenvalue as a params pytree.
   """
-  h, unravel = dense.dense_hessian(loss, params)
+  g, h = dense.grad_and_hessian(loss)(params)  # jitted once per `loss` (dense.py)
+  unravel = ravel_pytree(params)[1]
   ev, vecs = dense.eigh(h)
-  grad = jax.grad(loss)(params)
-  gnorm = float(jnp.sqrt(sum(jnp.sum(g.astype(jnp.float32) ** 2)
-                             for g in jax.tree.leaves(grad))))
+  gnorm = float(np.sqrt(np.sum(np.asarray(g, np.float32) ** 2)))
   direction = unravel(jnp.asarray(vecs[:, 0], jnp.float32))
   return classify_spectrum(ev, rtol=rtol, atol=atol, escape_direction=direction,
                            grad_norm=gnorm)

@@ -9,6 +9,7 @@ its config lists), judges its claims (`leeml.claims`), saves its plots as PNG fi
 import dataclasses
 import functools
 import hashlib
+import json
 import os
 from typing import Callable
 
@@ -84,6 +85,19 @@ def run_dir(workdir: str, tag: str, run_config) -> str:
   key = run_config.to_json(sort_keys=True) + "\n" + code_version()
   digest = hashlib.sha1(key.encode()).hexdigest()[:10]
   return os.path.join(workdir, "runs", f"{tag}_seed{run_config.seed}_{digest}")
+
+
+def population_dir(workdir: str, tag: str, run_config, members) -> str:
+  """A directory per distinct population (`workdir/runs/<tag>_seeds<...>_<hash>`), the
+  hash over its config, its members (`population.Member`: seed, settings, arm) and
+  `code_version()`: a rerun reuses a finished population (it resumes with nothing left to
+  train); a changed config, member or leeml source never resumes a stale one."""
+  settings = [m.settings() for m in members]
+  key = "\n".join([run_config.to_json(sort_keys=True), json.dumps(settings, sort_keys=True),
+                   code_version()])
+  digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+  seeds = "-".join(str(s) for s in sorted({int(m.seed) for m in members}))
+  return os.path.join(workdir, "runs", f"{tag}_seeds{seeds}_{digest}")
 
 
 def register(experiment: Experiment) -> Experiment:

@@ -41,17 +41,20 @@ def hard_sigmoid_picture(cfg) -> dict:
 
 
 def fit_all(cfg) -> dict:
-  """{activation: {k: fit dict}} plus the data; every seed of one k trained at once."""
+  """{activation: {k: fit dict}} plus the data; every seed and activation of one k is a
+  member of one population (one compile per k)."""
   data = datasets.get_dataset(cfg.dataset)
   x, y = data.train.inputs, data.train.targets
-  fits: dict = {}
-  for act in cfg.activations:
-    for k in cfg.widths:
-      mcfg = curve_fit.model_config(1, k, act)
-      r = curve_fit.fit(mcfg, x, y, list(cfg.seeds), optimizer_cfg=curve_fit.optimizer_config(
-          **cfg.optimizer), num_steps=cfg.num_steps, record_every=cfg.record_every)
-      r["model_cfg"] = mcfg
-      fits.setdefault(act, {})[k] = r
+  fits: dict = {act: {} for act in cfg.activations}
+  for k in cfg.widths:
+    mcfg = curve_fit.model_config(1, k, cfg.activations[0])
+    by_act = curve_fit.fit_activations(
+        mcfg, x, y, list(cfg.seeds), tuple(cfg.activations),
+        optimizer_cfg=curve_fit.optimizer_config(**cfg.optimizer), num_steps=cfg.num_steps,
+        record_every=cfg.record_every)
+    for act, r in by_act.items():
+      r["model_cfg"] = curve_fit.model_config(1, k, act)
+      fits[act][k] = r
   return {"x": x, "y": y, "fits": fits}
 
 

@@ -11,34 +11,25 @@
 import os
 import time
 
-import ml_collections
-from tqdm.auto import tqdm
 
-from leeml import claims, diagnose, plotting, train
-from leeml import lectures
+from leeml import claims, diagnose, lectures, plotting, population, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
-from leeml.metric_writers import read_jsonl
 
 SOURCE = ("Lecture 3 (General Guidance), slides 'Optimization Issue' (20 vs 56 layers, He et "
           "al. 2016 Fig. 1) and 'Overfitting'")
 
 
-def _curves(run_dir: str) -> dict:
-  evals = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if "eval_loss" in r]
-  return {"steps": [r["step"] for r in evals],
-          "train_loss": [r["eval_train_loss"] for r in evals],
-          "val_loss": [r["eval_loss"] for r in evals],
-          "train_accuracy": [r["eval_train_accuracy"] for r in evals],
-          "val_accuracy": [r["eval_accuracy"] for r in evals]}
+_CURVES = {"train_loss": "eval_train_loss", "val_loss": "eval_test_loss",
+           "train_accuracy": "eval_train_accuracy", "val_accuracy": "eval_test_accuracy"}
 
 
-def _train(base, tag: str, seed: int, workdir: str, **model) -> dict:
-  c = ml_collections.ConfigDict(base.to_dict())
-  c.model.update(model)
-  c.seed = seed
-  run_dir = lectures.run_dir(workdir, tag, c)
-  train.train_and_evaluate(c, run_dir)
-  return _curves(run_dir)
+def member_curves(result: population.Result) -> list[dict]:
+  """Each member's evaluation curves: the whole train split and the test split (eval
+  mode) at every evaluation step."""
+  curves = {name: result.curves(key) for name, key in _CURVES.items()}
+  steps = curves["train_loss"][0].tolist()
+  return [{"steps": steps, **{name: values[i].tolist() for name, (_, values) in curves.items()}}
+          for i in range(len(result.members))]
 
 
 def model_name(depth: int, residual: bool) -> str:
@@ -46,15 +37,24 @@ def model_name(depth: int, residual: bool) -> str:
 
 
 def train_runs(config, workdir: str) -> dict:
-  """{'degradation': {model name: [curves per seed]}, 'overfitting': [curves per seed]}."""
-  jobs = [(d, res, s) for res in (False, True) for d in config.depths for s in config.seeds]
+  """{'degradation': {model name: [curves per seed]}, 'overfitting': [curves per seed]}.
+
+  Two populations (`population.run_config`): the degradation nets (every seed of one
+  depth/residual setting shares one compile) and the overfitting net's seeds."""
+  seeds = list(config.seeds)
+  members = [population.Member(s, {"model.depth": d, "model.residual": res},
+                               model_name(d, res))
+             for res in (False, True) for d in config.depths for s in seeds]
   out: dict = {"degradation": {}, "overfitting": []}
-  for depth, res, seed in tqdm(jobs, desc="lec03 runs", unit="run"):
-    out["degradation"].setdefault(model_name(depth, res), []).append(_train(
-        config.degradation, f"mlp{depth}_{'res' if res else 'plain'}", seed, workdir,
-        depth=depth, residual=res))
-  for seed in config.seeds:
-    out["overfitting"].append(_train(config.overfitting, "overfit", seed, workdir))
+  with timing.phase("train"):
+    deg = population.run_config(config.degradation, members, lectures.population_dir(
+        workdir, "degradation", config.degradation, members))
+    over_members = population.grid(seeds, arm="overfitting")
+    over = population.run_config(config.overfitting, over_members, lectures.population_dir(
+        workdir, "overfit", config.overfitting, over_members))
+  for m, curves in zip(members, member_curves(deg)):
+    out["degradation"].setdefault(m.arm, []).append(curves)
+  out["overfitting"] = member_curves(over)
   return out
 
 

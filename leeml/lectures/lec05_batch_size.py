@@ -8,8 +8,8 @@ B. Generalization: the same network (same initialization per seed) trained by pl
    for the same number of epochs at each batch size, the learning rate picked per batch
    size from a fixed grid by validation accuracy; final training / test accuracy and the
    top Hessian eigenvalue of the training loss ("sharpness", leeml.curvature Lanczos).
-   All seeds × learning rates of one batch size train together: one jitted program, a
-   `lax.scan` over epochs of a `lax.scan` over shuffled mini-batches, vmapped over runs.
+   All seeds × learning rates of one batch size are one `leeml.population` (the learning
+   rate traced: one compile per batch size), on the core's (seed, step) batch order.
 """
 
 import functools
@@ -23,7 +23,8 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from leeml import claims, curvature, datasets, losses, models, plotting
+from leeml import claims, curvature, datasets, losses, models, plotting, population, steps
+from leeml import data as data_lib
 from leeml import timing as timing_lib  # `timing` names this lecture's part A results
 from leeml.lectures import Experiment, Figure, Section, Table, register
 
@@ -49,6 +50,10 @@ def _sgd_step(model, learning_rate: float):
 
 def time_updates(cfg, progress: bool = True) -> list[dict]:
   """Median wall time of one jitted SGD update per batch size (`cfg`: config.timing).
+
+  Its own timing loop, not `leeml.loop` / `leeml.population`: the quantity measured is one
+  update dispatched from Python (what a training loop pays per step), with nothing else in
+  the timed span (no batch gathering, metrics, records or evaluations).
 
   Every batch size gets its own compiled step and a resident batch of random data; after
   `warmup` updates, each measurement runs k updates (k chosen once so that it lasts
@@ -152,54 +157,92 @@ def _accuracy_and_loss(model, params, x, y):
   return jnp.mean(jnp.argmax(logits, -1) == y), jnp.mean(_CE(logits, y))
 
 
-@functools.lru_cache(maxsize=32)
-def _train_fn(model, batch_size: int, epochs: int, num_train: int):
-  """jit(vmap over runs) of: init from the seed, `epochs` × (shuffle, ⌊N/B⌋ SGD steps)."""
-  steps_per_epoch = num_train // batch_size
+def sgd_program(model, data, batch_size: int) -> population.Program:
+  """Plain SGD θ ← θ − lr ∇L_batch(θ) of `model` on `data` as a population Program.
 
-  def loss_of(params, x, y):
-    return jnp.mean(_CE(model.apply({"params": params}, x), y))
+  The learning rate is traced (every lr of one batch size shares one compile); batches
+  are the core's (seed, step) epoch permutation (`population.run`), so B = N is exact
+  gradient descent. Evaluations: accuracy and mean cross-entropy on the whole training
+  part ('train') and on the held-out 'validation' part, each in one batch.
+  """
+  x, y = np.asarray(data["x"], np.float32), np.asarray(data["y"], np.int32)
+  sample = jnp.zeros((1, *x.shape[1:]), jnp.float32)
 
-  def one_run(seed, lr, x, y, x_val, y_val):
-    init_key, shuffle_key = jax.random.split(jax.random.PRNGKey(seed))
-    params = model.init(init_key, x[:1])["params"]
+  def loss_of(params, inputs, targets):
+    return jnp.mean(_CE(model.apply({"params": params}, inputs), targets))
 
-    def epoch(params, e):
-      perm = jax.random.permutation(jax.random.fold_in(shuffle_key, e), num_train)
-      batches = perm[: steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size)
+  def init(key):
+    return {"params": model.init(key, sample)["params"]}
 
-      def step(params, idx):
-        grads = jax.grad(loss_of)(params, x[idx], y[idx])
-        return jax.tree.map(lambda p, g: p - lr * g, params, grads), None
-      params, _ = jax.lax.scan(step, params, batches)
-      train_acc, train_loss = _accuracy_and_loss(model, params, x, y)
-      val_acc, _ = _accuracy_and_loss(model, params, x_val, y_val)
-      return params, (train_acc, train_loss, val_acc)
+  def train_step(state, batch, rng, hparams):
+    del rng  # plain SGD: the only randomness is the batch order
+    loss, grads = jax.value_and_grad(loss_of)(state["params"], batch["inputs"],
+                                              batch["targets"])
+    lr = hparams["learning_rate"]
+    params = jax.tree.map(lambda p, g: p - lr * g, state["params"], grads)
+    finite = jnp.isfinite(loss) & steps.tree_finite(grads)
+    return {"params": params}, {"train_loss": loss,
+                                "nonfinite": (~finite).astype(jnp.float32)}
 
-    params, hist = jax.lax.scan(epoch, params, jnp.arange(epochs))
-    return params, hist
+  def evaluate(state, batch):
+    logits = model.apply({"params": state["params"]}, batch["inputs"])
+    w = batch["weights"]
+    return {"accuracy": jnp.sum(w * (jnp.argmax(logits, -1) == batch["targets"])),
+            "loss": jnp.sum(w * _CE(logits, batch["targets"])), "count": jnp.sum(w)}
 
-  return jax.jit(jax.vmap(one_run, in_axes=(0, 0, None, None, None, None)))
+  val = data_lib.ArraySplit(np.asarray(data["x_val"], np.float32),
+                            np.asarray(data["y_val"], np.int32))
+  return population.Program(
+      init=init, train_step=train_step, train=data_lib.ArraySplit(x, y),
+      batch_size=batch_size, hparams={"learning_rate": 0.1}, evaluate=evaluate,
+      splits={"train": data_lib.ArraySplit(x, y), "validation": val},
+      eval_batch_size=max(len(x), len(val)), family="mlp")
 
 
-def train_batch_size(model, data, batch_size: int, seeds, lr_grid, epochs: int) -> dict:
-  """Every (seed, learning rate) run at one batch size; arrays indexed [seed, lr, ...]."""
-  seeds_r = np.repeat(np.asarray(seeds, np.uint32), len(lr_grid))
-  lrs_r = np.tile(np.asarray(lr_grid, np.float32), len(seeds))
+def _curve(result: population.Result, key: str) -> np.ndarray:
+  """(members, evaluations) of `key`; NaN from a member's first non-finite step on (its
+  state is frozen there, the run it stands for has diverged)."""
+  steps_, values = result.curves(key)
+  for i, bad in result.nonfinite_steps.items():
+    values[i, steps_ >= bad] = np.nan
+  return values
+
+
+@functools.lru_cache(maxsize=4)
+def _test_accuracy_fn(model):
+  return jax.jit(jax.vmap(lambda p, x, y: _accuracy_and_loss(model, p, x, y)[0],
+                          in_axes=(0, None, None)))
+
+
+def train_batch_size(model, data, batch_size: int, seeds, lr_grid, epochs: int, *,
+                     strategy: str | None = None, progress: bool = False) -> dict:
+  """Every (seed, learning rate) run at one batch size, as one population (one compile);
+  arrays indexed [seed, lr, ...], params stacked with run i * len(lr_grid) + j.
+
+  `epochs` × ⌊N/B⌋ updates (the same update count as epochs of ⌊N/B⌋ disjoint batches);
+  the training / validation numbers are read after every ⌊N/B⌋ updates ("epoch"), the
+  test accuracy once at the end.
+  """
   n = len(data["x"])
-  fn = _train_fn(model, batch_size, epochs, n)
-  with timing_lib.phase("train"):
-    params, (train_acc, train_loss, val_acc) = jax.block_until_ready(fn(
-        seeds_r, lrs_r, data["x"], data["y"], data["x_val"], data["y_val"]))
+  per_epoch = n // batch_size
+  members = [population.Member(int(s), {"learning_rate": float(lr)}, arm=f"B={batch_size}")
+             for s in seeds for lr in lr_grid]
+  program = sgd_program(model, data, batch_size)
+  with timing_lib.phase("train"):  # the per-epoch evaluations run inside `population.run`
+    res = population.run(program, members, num_steps=epochs * per_epoch,
+                         eval_every=per_epoch, strategy=strategy, progress=progress,
+                         desc=f"lec05 B={batch_size}")
+  params = jax.tree.map(lambda *a: np.stack(a), *[res.params(i) for i in range(len(members))])
   with timing_lib.phase("eval"):
-    test_acc, _ = jax.block_until_ready(jax.vmap(lambda p: _accuracy_and_loss(
-        model, p, data["x_test"], data["y_test"]))(params))
+    test_acc = np.asarray(_test_accuracy_fn(model)(params, data["x_test"], data["y_test"]))
+  for i in res.nonfinite_steps:
+    test_acc[i] = np.nan  # a diverged run has no final parameters to test
   shape = (len(seeds), len(lr_grid))
-  return dict(params=params, shape=shape, steps=epochs * (n // batch_size),
-              train_acc=np.asarray(train_acc).reshape(shape + (epochs,)),
-              train_loss=np.asarray(train_loss).reshape(shape + (epochs,)),
-              val_acc=np.asarray(val_acc).reshape(shape + (epochs,)),
-              test_acc=np.asarray(test_acc).reshape(shape))
+  return dict(params=params, shape=shape, steps=epochs * per_epoch,
+              train_acc=_curve(res, "eval_train_accuracy").reshape(shape + (epochs,)),
+              train_loss=_curve(res, "eval_train_loss").reshape(shape + (epochs,)),
+              val_acc=_curve(res, "eval_validation_accuracy").reshape(shape + (epochs,)),
+              test_acc=test_acc.reshape(shape))
 
 
 def choose_learning_rate(val_acc_final: np.ndarray) -> int:
@@ -236,7 +279,8 @@ def train_network(net, config, progress: bool = True) -> dict:
          "num_test": len(data["x_test"]), "batches": []}
   for b in tqdm(net.batch_sizes, desc=f"lec05 {net.name} batch sizes", disable=not progress):
     batch = b or n
-    r = train_batch_size(model, data, batch, config.seeds, config.lr_grid, config.epochs)
+    r = train_batch_size(model, data, batch, config.seeds, config.lr_grid, config.epochs,
+                         strategy=config.strategy or None)
     li = choose_learning_rate(r["val_acc"][:, :, -1])
     chosen = [jax.tree.map(lambda a, i=i: a[i * len(config.lr_grid) + li], r["params"])
               for i in range(len(config.seeds))]

@@ -7,10 +7,9 @@ A. On a 2-D error surface with a local minimum, a saddle point (the barrier) and
    barrier into the global minimum. Several starting points, the same eta for both.
 B. On a network: the same MLP, initialization and mini-batches trained by SGD and by SGD +
    the lecture's momentum (same eta); momentum reaches a training-loss target in fewer
-   steps, over several seeds.
-
-`network_curves` (a seeds-vmapped, jitted mini-batch training loop for any optax
-optimizer) is shared with lecture 6's warmup experiment.
+   steps, over several seeds. Both arms are members of one population
+   (`leeml.curve_fit.classifier_program`, one compile): the lecture's momentum rule with
+   the traced momentum lambda = 0 (plain SGD: m = -eta g) or lambda = cfg.momentum.
 """
 
 import os
@@ -20,95 +19,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from leeml import claims, datasets, losses, models, optim, plotting, surfaces, timing
+from leeml import claims, curve_fit, optim, plotting, population, surfaces, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
 
 SOURCE = ("Lecture 5 (Batch and Momentum), slides 'Gradient Descent + Momentum': "
           "m^{t+1} = lambda m^t - eta g^t, theta^{t+1} = theta^t + m^{t+1}; 'the movement "
           "... may not stop at a local minimum / saddle point'")
-
-# ----------------------------------------------------------------------- network training
-
-
-def load_arrays(dataset_cfg, num_examples: int = 0):
-  """(x [n, d] float32, y [n] int32, num_classes) of a registered dataset's train split."""
-  ds = datasets.get_dataset(ml_collections.ConfigDict(dict(dataset_cfg)))
-  x = np.asarray(ds.train.inputs, np.float32)
-  y = np.asarray(ds.train.targets, np.int32)
-  if num_examples:
-    x, y = x[:num_examples], y[:num_examples]
-  return x.reshape(len(x), -1), y, ds.num_classes
-
-
-def optimizer(opt_cfg, num_steps: int) -> optax.GradientTransformation:
-  """`leeml.optim.make_optimizer` from a flat config section (optimizer + schedule keys)."""
-  base = ml_collections.ConfigDict(dict(
-      name="sgd", learning_rate=0.1, momentum=0.9, nesterov=False, b1=0.9, b2=0.999,
-      eps=1e-8, weight_decay=0.0, rms_decay=0.9, initial_accumulator_value=0.1,
-      grad_clip_norm=0.0))
-  sched = ml_collections.ConfigDict(dict(
-      name="constant", warmup_steps=0, decay_steps=0, decay_rate=0.1, boundaries=(),
-      end_learning_rate_factor=0.0))
-  for key, value in dict(opt_cfg).items():
-    if key in base:
-      base[key] = value
-    elif key.startswith("schedule_"):
-      sched[key[len("schedule_"):]] = value
-    elif key != "label":
-      raise ValueError(f"unknown optimizer field {key!r}")
-  return optim.make_optimizer(base, sched, num_steps)
-
-
-def network_curves(model, tx: optax.GradientTransformation, x, y, loss_name: str, seeds,
-                   num_steps: int, batch_size: int, eval_every: int) -> dict:
-  """Trains one network per seed (vmapped over seeds, one jit) with mini-batch `tx`.
-
-  The seed sets the initialization and the mini-batch order (the same for every `tx`, so
-  optimizers are compared on the same inits and batches). Returns numpy arrays:
-  `eval_steps` [E] (0, eval_every, ..., num_steps), `train_loss` [S, E] (mean loss on all
-  of x), `batch_loss` and `grad_norm` [S, num_steps] (per step, the mini-batch's).
-  A diverged run carries NaN/inf from that point on.
-  """
-  if num_steps % eval_every:
-    raise ValueError(f"num_steps={num_steps} is not a multiple of eval_every={eval_every}")
-  x, y = jnp.asarray(x), jnp.asarray(y)
-  loss_fn = losses.get_loss(loss_name)
-
-  def mean_loss(params, xb, yb):
-    return jnp.mean(loss_fn(model.apply({"params": params}, xb), yb))
-
-  value_grad = jax.value_and_grad(mean_loss)
-
-  def one_seed(key):
-    init_key, data_key = jax.random.split(key)
-    params = model.init(init_key, x[:1])["params"]
-
-    def step(carry, t):
-      params, state = carry
-      idx = jax.random.choice(jax.random.fold_in(data_key, t), x.shape[0], (batch_size,),
-                              replace=False)
-      value, g = value_grad(params, x[idx], y[idx])
-      upd, state = tx.update(g, state, params)
-      return (optax.apply_updates(params, upd), state), (value, optax.tree.norm(g))
-
-    def chunk(carry, c):
-      carry, (values, norms) = jax.lax.scan(step, carry, c * eval_every + jnp.arange(eval_every))
-      return carry, (mean_loss(carry[0], x, y), values, norms)
-
-    carry = (params, tx.init(params))
-    _, (evals, values, norms) = jax.lax.scan(chunk, carry, jnp.arange(num_steps // eval_every))
-    return (jnp.concatenate([mean_loss(params, x, y)[None], evals]), values.reshape(-1),
-            norms.reshape(-1))
-
-  keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-  with timing.phase("train"):  # the periodic full-data losses are inside the same program
-    train_loss, batch_loss, grad_norm = jax.block_until_ready(jax.jit(jax.vmap(one_seed))(keys))
-  return {"eval_steps": np.arange(0, num_steps + 1, eval_every),
-          "train_loss": np.asarray(train_loss), "batch_loss": np.asarray(batch_loss),
-          "grad_norm": np.asarray(grad_norm)}
-
 
 def steps_to_target(eval_steps, curve, target: float) -> float:
   """First evaluated step with loss < target, or inf if never (NaN counts as never)."""
@@ -120,19 +37,29 @@ def steps_to_target(eval_steps, curve, target: float) -> float:
 
 
 def surface_runs(cfg) -> dict:
-  """GD and lecture momentum (same eta) from a grid of starts on the tilted double well."""
+  """GD and lecture momentum (same eta) from a grid of starts on the tilted double well.
+
+  Both are the lecture's rule m <- lambda m - eta g with lambda traced (one compile):
+  lambda = 0 is plain GD exactly (m = -eta g, as optax.sgd(eta))."""
   loss = surfaces.tilted_double_well(cfg.tilt, cfg.valley_curvature)
   points = surfaces.double_well_points(cfg.tilt)
   starts = np.array([(a, b) for a in cfg.start_w1 for b in cfg.start_w2], np.float32)
+
+  @jax.jit
+  @jax.vmap
+  def paths(lam):
+    tx = optim.lecture_momentum(cfg.learning_rate, lam)
+    return surfaces.trajectories(loss, tx, starts, cfg.num_steps)
+
+  with timing.phase("train"):
+    both = jax.device_get(paths(jnp.asarray([0.0, cfg.momentum], jnp.float32)))
   out = {"points": points, "starts": starts,
-         "start_loss": np.asarray([float(loss(jnp.asarray(s))) for s in starts])}
-  for key, tx in (("gd", optax.sgd(cfg.learning_rate)),
-                  ("momentum", optim.lecture_momentum(cfg.learning_rate, cfg.momentum))):
-    with timing.phase("train"):
-      tr = jax.block_until_ready(surfaces.trajectories(loss, tx, starts, cfg.num_steps))
+         "start_loss": np.asarray(both.loss[0, :, 0], np.float64)}
+  for j, key in enumerate(("gd", "momentum")):
+    tr = jax.tree.map(lambda a, j=j: np.asarray(a[j]), both)
     end = np.asarray(tr.points[:, -1], np.float64)
     out[key] = dict(
-        paths=np.asarray(tr.points), loss=np.asarray(tr.loss), grad_norm=np.asarray(tr.grad_norm),
+        paths=tr.points, loss=tr.loss, grad_norm=tr.grad_norm,
         end=end, final_loss=np.asarray(tr.loss[:, -1], np.float64),
         final_grad_norm=np.asarray(tr.grad_norm[:, -1], np.float64),
         at_local=np.linalg.norm(end - [points["local_min"], 0.0], axis=1) < cfg.tol,
@@ -184,19 +111,41 @@ def _plot_surface(res, cfg, path: str) -> str:
 # ----------------------------------------------------------------------------- B. network
 
 
+ARMS = ("sgd", "momentum")
+
+
+def network_program(cfg) -> population.Program:
+  """The MLP on the dataset trained by the lecture's momentum rule with traced eta and
+  lambda (lambda = 0 is plain mini-batch SGD, exactly: m = 0 m - eta g)."""
+  x, y, num_classes = curve_fit.load_arrays(cfg.dataset, cfg.num_examples)
+  opt = curve_fit.optimizer_config(name="lecture_momentum", learning_rate=cfg.learning_rate,
+                                   momentum=cfg.momentum)
+  return curve_fit.classifier_program(
+      ml_collections.ConfigDict(dict(cfg.model)), x, y, num_classes, loss=cfg.loss,
+      optimizer_cfg=opt, num_steps=cfg.num_steps, batch_size=cfg.batch_size,
+      hparams={"learning_rate": cfg.learning_rate, "momentum": cfg.momentum})
+
+
+def network_members(cfg, seeds) -> list[population.Member]:
+  """Every seed in both arms: SGD (lambda = 0) and momentum (lambda = cfg.momentum), the
+  same eta, so both see the same inits and mini-batches."""
+  return [m for arm, lam in zip(ARMS, (0.0, cfg.momentum))
+          for m in population.grid(seeds, arm=arm, learning_rate=[cfg.learning_rate],
+                                   momentum=[lam])]
+
+
 def network_runs(cfg, seeds) -> dict:
-  x, y, num_classes = load_arrays(cfg.dataset, cfg.num_examples)
-  model = models.get_model(ml_collections.ConfigDict(dict(cfg.model)), num_classes)
+  members = network_members(cfg, seeds)
+  curves = curve_fit.train_curves(network_program(cfg), members, num_steps=cfg.num_steps,
+                                  eval_every=cfg.eval_every, desc="lec05 network")
   out = {}
-  for key, opt in (("sgd", dict(name="sgd", learning_rate=cfg.learning_rate)),
-                   ("momentum", dict(name="lecture_momentum", learning_rate=cfg.learning_rate,
-                                     momentum=cfg.momentum))):
-    curves = network_curves(model, optimizer(opt, cfg.num_steps), x, y, cfg.loss, seeds,
-                            cfg.num_steps, cfg.batch_size, cfg.eval_every)
-    curves["steps_to_target"] = np.asarray(
-        [steps_to_target(curves["eval_steps"], c, cfg.target_loss)
-         for c in curves["train_loss"]])
-    out[key] = curves
+  for arm in ARMS:
+    ids = [i for i, m in enumerate(members) if m.arm == arm]
+    r = {k: curves[k][ids] for k in ("train_loss", "batch_loss", "grad_norm", "nonfinite_step")}
+    r["eval_steps"] = curves["eval_steps"]
+    r["steps_to_target"] = np.asarray(
+        [steps_to_target(r["eval_steps"], c, cfg.target_loss) for c in r["train_loss"]])
+    out[arm] = r
   return out
 
 
@@ -305,14 +254,23 @@ def run(config, workdir: str) -> Section:
   ]
   section.notes = [
       "Momentum is leeml.optim.lecture_momentum (m <- lambda m - eta g; theta <- theta + m); "
-      "with a constant eta it equals optax.sgd(eta, momentum=lambda).",
+      "with a constant eta it equals optax.sgd(eta, momentum=lambda). GD is the same rule "
+      "with lambda = 0 (exactly optax.sgd(eta)); both run as one compiled program.",
       "Momentum does not pass every barrier: lambda < 1 is friction, so a start only a "
       "little higher than the saddle can still end in the local minimum (and from a start "
       "lower than the saddle it never passes); with a larger lambda it can roll back over "
       "the barrier. The table lists every start.",
       f"Network B: mini-batch SGD (batch {n.batch_size}) on the same seeds, inits and batch "
-      f"order for both optimizers; seeds {tuple(config.seeds)}.",
+      f"order for both optimizers; seeds {tuple(config.seeds)}. Both arms are members of "
+      "one population (one compile): the lecture's momentum rule with traced lambda, "
+      "lambda = 0 for SGD; batches are the core's (seed, epoch) permutations; the full-train "
+      f"loss is evaluated every {n.eval_every} steps.",
   ]
+  frozen = [f"{arm} seed {seed}: step {n}" for arm in ARMS
+            for seed, n in zip(config.seeds, results["network"][arm]["nonfinite_step"]) if n]
+  if frozen:
+    section.notes.append("Went NaN/inf in B (frozen at the last finite state): "
+                         + "; ".join(frozen))
   section.seconds = time.perf_counter() - t0
   return section
 

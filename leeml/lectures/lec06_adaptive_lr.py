@@ -8,7 +8,10 @@ A. The lecture's convex but elongated error surface (`leeml.surfaces.elongated_v
    trajectories. The lecture's Adagrad and RMSProp rules are `leeml.surfaces`'
    transformations (they differ from optax's, see there); Adam is `optax.adam`.
 B. Warmup: a post-norm residual MLP trained by Adam with and without a linear warmup, and
-   by RAdam (no warmup), over several seeds; a pre-norm run as a control.
+   by RAdam (no warmup), over several seeds; a pre-norm run as a control. Each optimizer
+   is a population of its seeds (`leeml.curve_fit.classifier_program`, one compile per
+   optimizer / architecture: the warmup length, the optimizer and the norm position are
+   static in the core's `optim.make_optimizer` and `models`).
 """
 
 import os
@@ -20,9 +23,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from leeml import claims, models, plotting, surfaces, timing
+from leeml import claims, curve_fit, plotting, population, surfaces, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
-from leeml.lectures.lec05_momentum import load_arrays, network_curves, optimizer
 
 SOURCE = ("Lecture 6 (Adaptive learning rate), slides 'Training stuck ≠ small gradient', "
           "'Different parameters needs different learning rate' (Root Mean Square / "
@@ -149,30 +151,43 @@ def _plot_valley_curves(runs, cfg, path: str) -> str:
 
 
 def warmup_variants(cfg) -> list[dict]:
-  """(label, optimizer fields, model overrides): no-warmup Adam, warmup Adam, RAdam, and
-  the pre-norm control."""
+  """(label, optimizer fields, schedule fields, model overrides): no-warmup Adam, warmup
+  Adam, RAdam, and the pre-norm control."""
   lr, w = cfg.learning_rate, cfg.warmup_steps
   return [
       dict(key="adam", label="Adam, no warmup", opt=dict(name="adam", learning_rate=lr),
-           model={}),
+           schedule={}, model={}),
       dict(key="adam_warmup", label=f"Adam, linear warmup {w} steps",
-           opt=dict(name="adam", learning_rate=lr, schedule_warmup_steps=w), model={}),
+           opt=dict(name="adam", learning_rate=lr), schedule=dict(warmup_steps=w), model={}),
       dict(key="radam", label="RAdam, no warmup", opt=dict(name="radam", learning_rate=lr),
-           model={}),
+           schedule={}, model={}),
       dict(key="adam_prenorm", label="control: pre-norm, Adam, no warmup",
-           opt=dict(name="adam", learning_rate=lr), model=dict(norm_position="pre")),
+           opt=dict(name="adam", learning_rate=lr), schedule={},
+           model=dict(norm_position="pre")),
   ]
 
 
+def warmup_program(cfg, variant, arrays) -> population.Program:
+  """One variant's Program (members: seeds); grad norms every step for the plot."""
+  x, y, num_classes = arrays
+  model_cfg = ml_collections.ConfigDict(dict(cfg.model))
+  model_cfg.update(variant["model"])
+  return curve_fit.classifier_program(
+      model_cfg, x, y, num_classes, loss=cfg.loss,
+      optimizer_cfg=curve_fit.optimizer_config(**variant["opt"]),
+      schedule_cfg=curve_fit.schedule_config(**variant["schedule"]),
+      num_steps=cfg.num_steps, batch_size=cfg.batch_size, diagnostics_every=1)
+
+
 def warmup_runs(cfg, seeds) -> dict:
-  x, y, num_classes = load_arrays(cfg.dataset, cfg.num_examples)
+  arrays = curve_fit.load_arrays(cfg.dataset, cfg.num_examples)
   out = {}
   for v in tqdm(warmup_variants(cfg), desc="lec06 warmup", unit="optimizer"):
-    model_cfg = ml_collections.ConfigDict(dict(cfg.model))
-    model_cfg.update(v["model"])
-    model = models.get_model(model_cfg, num_classes)
-    curves = network_curves(model, optimizer(v["opt"], cfg.num_steps), x, y, cfg.loss,
-                            seeds, cfg.num_steps, cfg.batch_size, cfg.eval_every)
+    curves = curve_fit.train_curves(warmup_program(cfg, v, arrays),
+                                    population.grid(seeds, arm=v["key"]),
+                                    num_steps=cfg.num_steps, eval_every=cfg.eval_every,
+                                    desc=f"lec06 {v['key']}")
+    curves.pop("result")
     out[v["key"]] = dict(v, **curves)
   return out
 
@@ -355,7 +370,7 @@ def run(config, workdir: str) -> Section:
             f"{w.learning_rate}", ("optimizer", "final full-train loss",
                                    f"loss at step {w.eval_every}", "max early |grad|"),
             tuple((r["label"], str(claims.Stat.of(r["train_loss"][:, -1])),
-                   str(claims.Stat.of(r["train_loss"][:, 1])),
+                   str(claims.Stat.of(r["train_loss"][:, 0])),
                    str(claims.Stat.of(np.nanmax(r["grad_norm"][:, :w.eval_every], axis=1))))
                   for r in results["warmup"].values())),
   ]
@@ -380,8 +395,17 @@ def run(config, workdir: str) -> Section:
       "eta/sigma sits at the stability limit, so it keeps bouncing (final |w2 - b w1| ~ "
       "0.15); decay removes this.",
       "Every optimizer in B sees the same initializations and mini-batches (seeded); the "
-      "loss is the mean cross-entropy on the whole train split.",
+      "loss is the mean cross-entropy on the whole train split, evaluated every "
+      f"{w.eval_every} steps. Each optimizer trains its seeds as one population "
+      "(leeml.curve_fit.classifier_program: the core's train step, the core's (seed, epoch) "
+      "batch permutations; a member whose loss or gradients go NaN/inf is frozen at its "
+      "last finite state).",
   ]
+  frozen = [f"{r['label']} seed {seed}: step {n}" for r in results["warmup"].values()
+            for seed, n in zip(config.seeds, r["nonfinite_step"]) if n]
+  if frozen:
+    section.notes.append("Went NaN/inf in B (frozen at the last finite state, whose loss is "
+                         "reported): " + "; ".join(frozen))
   section.seconds = time.perf_counter() - t0
   return section
 

@@ -6,8 +6,8 @@ A. Changing the landscape. y = w1 x1 + w2 x2 + b with x1 ~ O(1) and x2 ~ O(100):
    gradient descent at lr = 1/lambda_max on each, with its steps to converge.
 B. Ioffe & Szegedy (2015) on embedded data: the paper's Fig. 1 net (3 x 100 sigmoid MLP,
    batch 60) with and without BN, at the base learning rate and at 5x and 30x (the
-   paper's BN-x5, BN-x30), trained with SGD + momentum in one jitted, vmapped loop per
-   architecture (all seeds x learning rates at once). Steps to a target test accuracy, as
+   paper's BN-x5, BN-x30), trained with SGD + momentum as one `leeml.population` per
+   architecture (all seeds x learning rates; the learning rate traced: one compile). Steps to a target test accuracy, as
    in the paper's table; the input distribution of one sigmoid over training (Fig. 1b,c).
 """
 
@@ -20,7 +20,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from leeml import claims, curvature, datasets, losses, plotting, timing
+from leeml import claims, curvature, datasets, losses, plotting, population, steps, timing
+from leeml import data as data_lib
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import MLP
 
@@ -154,73 +155,129 @@ def _data(cfg):
           flat(ds.test.inputs), np.asarray(ds.test.targets, np.int32), ds.num_classes)
 
 
-def train_grid(cfg, norm: str, seeds, multipliers, data) -> dict:
-  """Trains every (seed, lr multiplier) at once (vmapped) for one `norm`; numpy results.
+def paper_program(cfg, norm: str, data) -> population.Program:
+  """The paper's Fig. 1 net (`cfg.model`, with `norm`) trained by SGD + momentum with a
+  traced learning rate: one Program, one compile for every seed and multiplier.
 
-  SGD with momentum is optax.sgd(1, momentum) with its update scaled by the run's
-  learning rate (identical: optax.sgd is trace(momentum) then scale(-lr)). The same
-  seed gives the same initialization and batch order at every learning rate.
+  SGD with momentum is optax.sgd(1, momentum) with its update scaled by the member's
+  learning rate (identical: optax.sgd is trace(momentum) then scale(-lr)). Batches are
+  the core's (seed, step) epoch permutation, so a seed has the same initialization and
+  batch order at every learning rate. Evaluation (eval mode: BN's running averages) on
+  'test': accuracy, mean cross-entropy, and the `cfg.percentiles` of the input to sigmoid
+  `cfg.tracked_unit` of the last hidden layer (paper Fig. 1b,c). A percentile is not a
+  sum over batches, so the whole split is one batch (eval_batch_size = its size, no
+  padding) and it is returned as value × count, which the engine divides by count.
   """
   x_tr, y_tr, x_te, y_te, num_classes = data
   model = MLP(num_outputs=num_classes, norm=norm, **dict(cfg.model))
   ce = losses.get_loss("softmax_cross_entropy")
   tx = optax.sgd(1.0, momentum=cfg.momentum)
-  per_epoch = len(x_tr) // cfg.batch_size
   last_norm = f"norm_{cfg.model['depth'] - 1}"
-  runs = [(s, m) for s in seeds for m in multipliers]
-  keys = jnp.stack([jax.random.PRNGKey(s) for s, _ in runs])
-  lrs = jnp.asarray([cfg.base_learning_rate * m for _, m in runs], jnp.float32)
-  x_tr, y_tr, x_te, y_te = map(jnp.asarray, (x_tr, y_tr, x_te, y_te))
+  sample = jnp.zeros((1, x_tr.shape[1]), jnp.float32)
 
-  def evaluate(params, stats):
-    out, inter = model.apply({"params": params, "batch_stats": stats}, x_te, train=False,
-                             capture_intermediates=True, mutable=["intermediates"])
+  def init(key):
+    variables = model.init(key, sample, train=False)
+    params = variables["params"]
+    return {"params": params, "batch_stats": variables.get("batch_stats", {}),
+            "opt": tx.init(params)}
+
+  def train_step(state, batch, rng, hparams):
+    del rng  # no dropout: the only randomness is the batch order
+
+    def loss_of(p):
+      out, new = model.apply({"params": p, "batch_stats": state["batch_stats"]},
+                             batch["inputs"], train=True, mutable=["batch_stats"])
+      return jnp.mean(ce(out, batch["targets"])), new.get("batch_stats", state["batch_stats"])
+
+    (loss, stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
+    updates, opt = tx.update(grads, state["opt"])
+    lr = hparams["learning_rate"]
+    params = jax.tree.map(lambda p, u: p + lr * u, state["params"], updates)
+    finite = jnp.isfinite(loss) & steps.tree_finite(grads)
+    return ({"params": params, "batch_stats": stats, "opt": opt},
+            {"train_loss": loss, "nonfinite": (~finite).astype(jnp.float32)})
+
+  def evaluate(state, batch):
+    out, inter = model.apply({"params": state["params"], "batch_stats": state["batch_stats"]},
+                             batch["inputs"], train=False, capture_intermediates=True,
+                             mutable=["intermediates"])
     z = inter["intermediates"][last_norm]["__call__"][0][:, cfg.tracked_unit]
-    return (jnp.mean(jnp.argmax(out, -1) == y_te), jnp.mean(ce(out, y_te)),
-            jnp.percentile(z, jnp.asarray(cfg.percentiles, jnp.float32)))
+    w = batch["weights"]
+    count = jnp.sum(w)
+    pct = jnp.percentile(z, jnp.asarray(cfg.percentiles, jnp.float32))
+    return {"accuracy": jnp.sum(w * (jnp.argmax(out, -1) == batch["targets"])),
+            "loss": jnp.sum(w * ce(out, batch["targets"])), "count": count,
+            **{f"pct{q}": pct[k] * count for k, q in enumerate(cfg.percentiles)}}
 
-  def one_run(key, lr):
-    init_key, data_key = jax.random.split(key)
-    variables = model.init(init_key, x_tr[:1], train=False)
-    params, stats = variables["params"], variables.get("batch_stats", {})
+  test = data_lib.ArraySplit(x_te, y_te)
+  return population.Program(
+      init=init, train_step=train_step, train=data_lib.ArraySplit(x_tr, y_tr),
+      batch_size=cfg.batch_size, hparams={"learning_rate": cfg.base_learning_rate},
+      evaluate=evaluate, splits={"test": test}, eval_batch_size=len(test), family="mlp")
 
-    def step(carry, t):
-      params, stats, opt, bad = carry
-      perm = jax.random.permutation(jax.random.fold_in(data_key, t // per_epoch), len(x_tr))
-      idx = jax.lax.dynamic_slice(perm, ((t % per_epoch) * cfg.batch_size,),
-                                  (cfg.batch_size,))
 
-      def loss_of(p):
-        out, new = model.apply({"params": p, "batch_stats": stats}, x_tr[idx], train=True,
-                               mutable=["batch_stats"])
-        return jnp.mean(ce(out, y_tr[idx])), new.get("batch_stats", stats)
+def train_grid(cfg, norm: str, seeds, multipliers, data, *, strategy: str | None = None,
+               progress: bool = False) -> dict:
+  """Trains every (seed, lr multiplier) for one `norm` as one population; numpy results
+  {multiplier: [per-seed run dicts]} (test evaluations at step 0 and every
+  `cfg.eval_every_steps`; train_loss: the mean loss of the steps since the last one)."""
+  if cfg.num_train_steps % cfg.eval_every_steps:
+    raise ValueError(f"paper.num_train_steps={cfg.num_train_steps} must be a multiple of "
+                     f"paper.eval_every_steps={cfg.eval_every_steps}")
+  members = [population.Member(int(s), {"learning_rate": cfg.base_learning_rate * m},
+                               arm=label(norm, m)) for s in seeds for m in multipliers]
+  program = paper_program(cfg, norm, data)
+  with timing.phase("train"):  # the periodic test evaluations run inside `population.run`
+    res = population.run(program, members, num_steps=cfg.num_train_steps,
+                         eval_every=cfg.eval_every_steps, strategy=strategy,
+                         scan_steps=cfg.eval_every_steps,  # scanned: one chunk per evaluation
+                         progress=progress, desc=f"lec07 {norm}")
+  with timing.phase("eval"):
+    first = initial_evaluation(program, [m.seed for m in members])
+  every = cfg.eval_every_steps
 
-      (loss, stats), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-      updates, opt = tx.update(grads, opt)
-      params = jax.tree.map(lambda p, u: p + lr * u, params, updates)
-      return (params, stats, opt, bad | ~jnp.isfinite(loss)), loss
+  def curve(key):
+    return np.concatenate([first[key.removeprefix("eval_test_")][:, None], _curve(res, key)], 1)
 
-    def chunk(carry, c):
-      ts = c * cfg.eval_every_steps + jnp.arange(cfg.eval_every_steps)
-      carry, ls = jax.lax.scan(step, carry, ts)
-      return carry, (jnp.mean(ls), *evaluate(carry[0], carry[1]))
-
-    num_evals = cfg.num_train_steps // cfg.eval_every_steps
-    carry = (params, stats, tx.init(params), jnp.asarray(False))
-    carry, (train_loss, acc, test_loss, pct) = jax.lax.scan(chunk, carry, jnp.arange(num_evals))
-    acc0, loss0, pct0 = evaluate(params, stats)
-    return (carry[3], train_loss, jnp.concatenate([acc0[None], acc]),
-            jnp.concatenate([loss0[None], test_loss]), jnp.concatenate([pct0[None], pct]))
-
-  with timing.phase("train"):  # the periodic test evaluations are inside the same program
-    bad, train_loss, acc, test_loss, pct = jax.device_get(jax.jit(jax.vmap(one_run))(keys, lrs))
-  steps = np.arange(acc.shape[1]) * cfg.eval_every_steps
+  acc, test_loss = curve("eval_test_accuracy"), curve("eval_test_loss")
+  pct = np.stack([curve(f"eval_test_pct{q}") for q in cfg.percentiles], -1)
+  _, losses_ = res.curves("train_loss")
+  train_loss = losses_.reshape(len(members), -1, every).mean(-1)
+  steps_ = np.arange(acc.shape[1]) * every
   out: dict = {}
-  for i, (seed, mult) in enumerate(runs):
-    out.setdefault(mult, []).append(dict(
-        seed=seed, eval_steps=steps, test_accuracy=acc[i], test_loss=test_loss[i],
-        train_loss=train_loss[i], nonfinite=bool(bad[i]), percentiles=pct[i]))
+  for i, m in enumerate(members):
+    out.setdefault(multipliers[i % len(multipliers)], []).append(dict(
+        seed=m.seed, eval_steps=steps_, test_accuracy=acc[i], test_loss=test_loss[i],
+        train_loss=train_loss[i], nonfinite=i in res.nonfinite_steps,
+        percentiles=pct[i]))
   return out
+
+
+def initial_evaluation(program: population.Program, seeds) -> dict[str, np.ndarray]:
+  """`program.evaluate` on its 'test' split (one batch) at each seed's initial state, the
+  state a population member starts from (`init(k_init)`, k_init = split(PRNGKey(seed))[0],
+  `leeml.population`); {name: (len(seeds),)} averages."""
+  batch = next(data_lib.eval_batches(program.splits["test"], program.eval_batch_size))
+
+  @jax.jit
+  def at_init(seed_array):
+    def one(seed):
+      return program.evaluate(program.init(jax.random.split(jax.random.PRNGKey(seed))[0]),
+                              batch)
+    return jax.vmap(one)(seed_array)
+
+  sums = jax.device_get(at_init(jnp.asarray(seeds, jnp.int32)))
+  return {k: np.asarray(v, np.float64) / np.asarray(sums["count"], np.float64)
+          for k, v in sums.items() if k != "count"}
+
+
+def _curve(result: population.Result, key: str) -> np.ndarray:
+  """(members, evaluations) of `key`; NaN from a member's first non-finite step on (its
+  state is frozen there; the run it stands for has diverged)."""
+  steps_, values = result.curves(key)
+  for i, bad in result.nonfinite_steps.items():
+    values[i, steps_ >= bad] = np.nan
+  return values
 
 
 def summarize(run: dict, th) -> dict:
@@ -237,7 +294,8 @@ def paper_runs(cfg, seeds, th) -> dict:
   data = _data(cfg)
   out = {}
   for norm in cfg.norms:
-    grid = train_grid(cfg, norm, seeds, cfg.lr_multipliers, data)
+    grid = train_grid(cfg, norm, seeds, cfg.lr_multipliers, data,
+                      strategy=cfg.get("strategy") or None)
     for runs in grid.values():
       for r in runs:
         r.update(summarize(r, th))

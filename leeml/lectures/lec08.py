@@ -15,14 +15,10 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-from tqdm.auto import tqdm
 
-from leeml import claims, losses, plotting, timing, train
-from leeml import lectures
+from leeml import claims, lectures, losses, plotting, population, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
-from leeml.metric_writers import read_jsonl
 
 LOSS_LABEL = {"softmax_cross_entropy": "cross-entropy", "softmax_mse": "MSE (softmax, one-hot)"}
 SOURCE = "Lecture 8 (Classification), slides 'Loss of Classification' / 'MSE vs cross-entropy'"
@@ -89,31 +85,25 @@ def _plot_surface(surface, cfg, path: str) -> str:
 # ----------------------------------------------------------------------------- training
 
 
-def _run_config(config, dataset: str, loss: str, seed: int) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict(config.train.to_dict())
-  c.dataset = ml_collections.ConfigDict({"name": dataset})
-  c.loss.name = loss
-  c.seed = seed
-  return c
-
-
 def train_runs(config, workdir: str) -> dict:
-  """{dataset: {loss: [per-seed curves]}}; curves hold eval steps and metrics."""
+  """{dataset: {loss: [per-seed curves]}}; curves hold eval steps and metrics.
+
+  One population (`population.run_config`) of every dataset x loss x seed: the seeds of
+  one dataset and loss share one compile (the dataset and the loss are static settings)."""
+  members = [population.Member(s, {"dataset.name": d, "loss.name": l}, f"{d}/{l}")
+             for d in config.datasets for l in config.losses for s in config.seeds]
+  with timing.phase("train"):
+    result = population.run_config(config.train, members,
+                                   lectures.population_dir(workdir, "train", config.train, members))
+  steps, train_acc = result.curves("eval_train_accuracy")
+  train_loss = result.curves("eval_train_loss")[1]
+  test_acc = result.curves("eval_test_accuracy")[1]
   results: dict = {}
-  jobs = [(d, l, s) for d in config.datasets for l in config.losses for s in config.seeds]
-  for dataset, loss, seed in tqdm(jobs, desc="lec08 runs", unit="run"):
-    run_config = _run_config(config, dataset, loss, seed)
-    run_dir = lectures.run_dir(workdir, f"{dataset}_{loss}", run_config)
-    train.train_and_evaluate(run_config, run_dir)
-    records = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
-    evals = [r for r in records if "eval_train_accuracy" in r]
+  for i, m in enumerate(members):
+    dataset, loss = m.hparams["dataset.name"], m.hparams["loss.name"]
     results.setdefault(dataset, {}).setdefault(loss, []).append({
-        "seed": seed,
-        "steps": [r["step"] for r in evals],
-        "train_accuracy": [r["eval_train_accuracy"] for r in evals],
-        "train_loss": [r["eval_train_loss"] for r in evals],
-        "test_accuracy": [r["eval_accuracy"] for r in evals],
-    })
+        "seed": m.seed, "steps": steps.tolist(), "train_accuracy": train_acc[i].tolist(),
+        "train_loss": train_loss[i].tolist(), "test_accuracy": test_acc[i].tolist()})
   return results
 
 

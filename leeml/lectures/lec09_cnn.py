@@ -12,8 +12,10 @@
 4. Invariance: the trained CNN on rotated and scaled test images (`leeml.transforms`),
    and the same CNN trained with random rotations/scalings (data augmentation).
 
-All training is a custom jitted loop (Adam, minibatches drawn with replacement), one
-compile per model shape, looped over seeds.
+All training runs on the population engine (`leeml.population`): one `classifier_program`
+per model and data shape (Adam, the core's train step, the core's (seed, epoch)
+permutation batches), every seed a member of it, so the seeds share one compile; on CPU
+convolutions run one step per dispatch (the engine's default strategy).
 """
 
 import functools
@@ -27,12 +29,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
-from leeml import claims, datasets, losses, plotting, runtime, timing, transforms
+from leeml import claims, datasets, losses, plotting, population, runtime, steps, timing
+from leeml import data as data_lib
+from leeml import transforms
 from leeml import receptive_field as rf
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import MLP, get_model
+from leeml.train_state import TrainState
 
 SOURCE = ("Lecture 9 (Convolutional Neural Network), slides 'Receptive field', "
           "'Parameter sharing', 'Pooling', 'CNN is not invariant to scaling and rotation'")
@@ -125,82 +129,80 @@ def _jit(fn=None, **kw):
   return jax.jit(fn, compiler_options=runtime.step_compiler_options(), **kw)
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled(model, batch_size: int, learning_rate: float, augmentation):
-  """Jitted (init, train_step, correct) for a model, cached so runs of the same model
-  (seeds, the regular and shuffled MNIST-1D) compile once."""
-  tx = optax.adam(learning_rate)
-  loss_fn = losses.get_loss("softmax_cross_entropy")
+def classifier_program(model, data, tcfg, *, augmentation=None,
+                       family: str = "cnn") -> population.Program:
+  """A population Program that trains `model` with Adam on `data` (the core's pieces).
 
-  @_jit
-  def init(key, x1):
-    params = model.init(key, x1)["params"]
-    return params, tx.init(params)
-
-  # One jitted step driven from Python: on XLA:CPU (jaxlib 0.10.2) a lax.scan over
-  # steps ran the CNN's convolutions ~50x slower than the same step called in a loop.
-  @_jit(donate_argnums=(0, 1))
-  def train_step(params, opt_state, key, step, x_tr, y_tr):
-    k_batch, k_aug = jax.random.split(jax.random.fold_in(key, step))
-    idx = jax.random.randint(k_batch, (batch_size,), 0, x_tr.shape[0])
-    xb, yb = x_tr[idx], y_tr[idx]
-    if augmentation is not None:
-      xb = augment(augmentation, k_aug, xb)
-    loss, g = jax.value_and_grad(
-        lambda p: jnp.mean(loss_fn(model.apply({"params": p}, xb), yb)))(params)
-    upd, opt_state = tx.update(g, opt_state, params)
-    return optax.apply_updates(params, upd), opt_state, loss
-
-  @_jit
-  def correct(params, x, y):
-    return jnp.argmax(model.apply({"params": params}, x), -1) == y
-
-  return init, train_step, correct
-
-
-def fit(model, data, tcfg, seeds, augmentation=None, desc: str = "") -> list[dict]:
-  """Trains `model` once per seed; returns per-seed params, accuracy history, timing.
-
-  data: (x_train, y_train, x_test, y_test). tcfg: steps, batch_size, learning_rate,
-  eval_every. Evaluation is on the whole train and test splits every `eval_every` steps.
-  augmentation: None or `augment_spec(...)`, applied to every training minibatch.
+  data: (x_train, y_train, x_test, y_test); tcfg: steps, batch_size, learning_rate. The
+  step is the core's `steps.make_train_step` (softmax cross-entropy, `TrainState`; the
+  grad/param/update norms only at the last step), preceded, with `augmentation`
+  (`augment_spec(...)`), by a random rotation/scaling of the minibatch drawn from the
+  member's key folded with the step. Batches are the engine's (seed, epoch) permutation
+  order. Evaluated splits: 'train' and 'test' (accuracy and loss).
   """
-  x_tr, y_tr, x_te, y_te = (jnp.asarray(a) for a in data)
-  x_all = jnp.concatenate([x_tr, x_te])
-  y_all = jnp.concatenate([y_tr, y_te])
-  n_tr = len(x_tr)
-  chunk = tcfg.eval_every
-  init, train_step, correct = _compiled(model, int(tcfg.batch_size),
-                                        float(tcfg.learning_rate), augmentation)
+  x_tr, y_tr, x_te, y_te = data
+  # inject_hyperparams: the core step logs the learning rate from the optimizer state.
+  tx = optax.inject_hyperparams(optax.adam)(learning_rate=float(tcfg.learning_rate))
+  loss_fn = losses.get_loss("softmax_cross_entropy")
+  core_step = steps.make_train_step(model, tx, loss_fn, diagnostics_every=int(tcfg.steps),
+                                    num_train_steps=int(tcfg.steps))
+  eval_step = steps.make_eval_step(model, loss_fn)
+  sample = jnp.zeros((1, *x_tr.shape[1:]), jnp.float32)
 
-  def run_chunk(params, opt_state, key):
-    chunk_losses = []
-    for j in range(chunk):
-      params, opt_state, loss = train_step(params, opt_state, key, np.int32(j), x_tr, y_tr)
-      chunk_losses.append(loss)
-    return params, opt_state, jnp.mean(jnp.stack(chunk_losses))
+  def init(key):
+    return TrainState.create(model.init(key, sample), tx)
 
+  def train_step(state, batch, rng, hparams):
+    del hparams
+    if augmentation is not None:
+      k_aug = jax.random.fold_in(jax.random.fold_in(rng, state.step), 1)
+      batch = dict(batch, inputs=augment(augmentation, k_aug, batch["inputs"]))
+    return core_step(state, batch, rng)
+
+  def evaluate(state, batch):
+    sums = dict(eval_step(state, batch))
+    sums["accuracy"] = sums.pop("correct")
+    return sums
+
+  return population.Program(
+      init=init, train_step=train_step, train=data_lib.ArraySplit(x_tr, y_tr),
+      batch_size=int(tcfg.batch_size), evaluate=evaluate,
+      splits={"train": data_lib.ArraySplit(x_tr, y_tr), "test": data_lib.ArraySplit(x_te, y_te)},
+      eval_batch_size=1024, family=family)
+
+
+def train_arm(program: population.Program, seeds, tcfg, *, eval_every: int = 0,
+              timed: bool = False, desc: str = "") -> list[dict]:
+  """Trains one member per seed of `program` for `tcfg.steps` steps; per-seed run dicts
+  (seed, params, history of the evaluations, num_params, seconds_per_step, final train
+  and test accuracy).
+
+  eval_every: evaluate on the whole train and test splits every n steps (0: only at the
+  end). timed: one `population.run` per seed, each timed (`seconds_per_step` = its
+  training wall time less XLA compilation, over the steps; its evaluations included);
+  otherwise every seed in one run (`seconds_per_step` NaN). Either way the seeds share
+  one compiled step (the same Program object).
+  """
+  num_steps = int(tcfg.steps)
+  members = [population.Member(int(s), arm=desc) for s in seeds]
+  groups = [[m] for m in members] if timed else [members]
   runs = []
-  for seed in tqdm(seeds, desc=desc or "lec09 fit", unit="seed", leave=False):
-    k_init, k_data = jax.random.split(jax.random.PRNGKey(seed))
-    params, opt_state = init(k_init, x_tr[:1])
-    hist, times = [], []
-    for i in range(tcfg.steps // chunk):
-      t0 = time.perf_counter()
-      with timing.phase("train"):
-        params, opt_state, loss = run_chunk(params, opt_state, jax.random.fold_in(k_data, i))
-        loss = float(loss)
-      times.append(time.perf_counter() - t0)
-      with timing.phase("eval"):
-        ok = np.asarray(correct(params, x_all, y_all))
-      hist.append(dict(step=(i + 1) * chunk, train_loss=loss,
-                       train_accuracy=float(ok[:n_tr].mean()),
-                       test_accuracy=float(ok[n_tr:].mean())))
-    steady = times[1:] or times  # the first chunk includes compilation
-    runs.append(dict(seed=seed, params=params, history=hist, num_params=num_params(params),
-                     seconds_per_step=float(np.median(steady)) / chunk,
-                     train_accuracy=hist[-1]["train_accuracy"],
-                     test_accuracy=hist[-1]["test_accuracy"]))
+  for group in groups:
+    with timing.record() as rec, timing.phase("train"):
+      result = population.run(program, group, num_steps=num_steps, eval_every=eval_every,
+                              progress=False, desc=desc)
+    per_step = rec.seconds["train"] / num_steps if timed else math.nan
+    steps_, train_acc = result.curves("eval_train_accuracy")
+    _, test_acc = result.curves("eval_test_accuracy")
+    for i, m in enumerate(group):
+      params = result.params(i)
+      hist = [dict(step=int(t), train_accuracy=float(a), test_accuracy=float(b))
+              for t, a, b in zip(steps_, train_acc[i], test_acc[i])]
+      runs.append(dict(seed=m.seed, params=params, history=hist, num_params=num_params(params),
+                       seconds_per_step=per_step, train_accuracy=hist[-1]["train_accuracy"],
+                       test_accuracy=hist[-1]["test_accuracy"],
+                       # a member frozen at a non-finite step keeps its last finite state
+                       nonfinite_step=result.nonfinite_steps.get(i)))
   return runs
 
 
@@ -228,9 +230,18 @@ def _model(model_cfg, image_size: int | None = None, **overrides):
 # ----------------------------------------------------------------------------- 2. sharing
 
 
+def _digits_arm(config, model, data, desc: str, augmentation=None) -> list[dict]:
+  """A digits arm: every seed, timed, evaluated `config.digits.eval_every` steps apart."""
+  family = "mlp" if isinstance(model, MLP) else "cnn"
+  program = classifier_program(model, data, config.digits, augmentation=augmentation,
+                               family=family)
+  return train_arm(program, config.seeds, config.digits, eval_every=config.digits.eval_every,
+                   timed=True, desc=desc)
+
+
 def sharing_runs(config) -> dict:
   data = _digits(config.digits.image_size)
-  return {name: fit(_model(m), data, config.digits, config.seeds, desc=f"digits {name}")
+  return {name: _digits_arm(config, _model(m), data, f"digits {name}")
           for name, m in config.models.items()}
 
 
@@ -240,9 +251,15 @@ def mnist1d_runs(config) -> dict:
   models = {"logistic": MLP(num_outputs=10, depth=0),
             "mlp": MLP(num_outputs=10, depth=m.mlp_depth, width=m.mlp_width),
             "cnn": CNN1D(num_outputs=10, channels=m.cnn_channels)}
-  return {(shuffled, name): fit(model, _mnist1d(shuffled), m, config.seeds,
-                                desc=f"mnist1d{'-shuffled' if shuffled else ''} {name}")
-          for shuffled in m.shuffled for name, model in models.items()}
+  families = {"logistic": "mlp", "mlp": "mlp", "cnn": "cnn"}
+  out = {}
+  for shuffled in m.shuffled:
+    for name, model in models.items():
+      # Final accuracies only (no curves are plotted): evaluated once, at the end.
+      program = classifier_program(model, _mnist1d(shuffled), m, family=families[name])
+      out[(shuffled, name)] = train_arm(
+          program, config.seeds, m, desc=f"mnist1d{'-shuffled' if shuffled else ''} {name}")
+  return out
 
 
 def _final(runs, key: str) -> list[float]:
@@ -321,8 +338,8 @@ def pooling_runs(config, sharing) -> dict:
       model = _model(config.models.cnn, pool=pool, channels=channels)
       same = (size == config.digits.image_size and pool == config.models.cnn.pool
               and channels == tuple(config.models.cnn.channels))
-      runs = sharing["cnn"] if same else fit(model, data, config.digits, config.seeds,
-                                             desc=f"digits{size} {channels} pool={pool}")
+      runs = sharing["cnn"] if same else _digits_arm(config, model, data,
+                                                     f"digits{size} {channels} pool={pool}")
       shape = data[0].shape[1:]
       out[(size, channels, pool)] = dict(runs=runs, macs=forward_macs(cfg, shape),
                                          xla_flops=xla_flops(model, runs[0]["params"], shape))
@@ -357,12 +374,13 @@ def invariance_runs(config, sharing) -> dict:
   inv = config.invariance
   data = _digits(config.digits.image_size)
   model = _model(config.models.cnn)
-  aug_runs = fit(model, data, config.digits, config.seeds, augmentation=augment_spec(inv),
-                 desc="digits cnn + augmentation")
+  aug_runs = _digits_arm(config, model, data, "digits cnn + augmentation",
+                         augmentation=augment_spec(inv))
   out = {}
   for name, runs in (("plain", sharing["cnn"]), ("augmented", aug_runs)):
     out[name] = [dict(sweep_accuracy(model, r["params"], data[2], data[3], inv.angles,
-                                     inv.magnifications), test_accuracy=r["test_accuracy"])
+                                     inv.magnifications), test_accuracy=r["test_accuracy"],
+                      seed=r["seed"], nonfinite_step=r["nonfinite_step"])
                  for r in runs]
   return out
 
@@ -603,6 +621,16 @@ def _claims(config) -> list[claims.Claim]:
 # ----------------------------------------------------------------------------- run
 
 
+def _all_runs(results) -> list[tuple[str, list[dict]]]:
+  """(label, runs) of every trained arm in `results`."""
+  out = [(f"digits {n}", r) for n, r in results["sharing"].items()]
+  out += [(f"mnist1d {'shuffled' if sh else 'regular'} {n}", r)
+          for (sh, n), r in results["mnist1d"].items()]
+  out += [(f"pooling {k}", p["runs"]) for k, p in results["pooling"].items()]
+  out.append(("digits cnn + augmentation", results["invariance"]["augmented"]))
+  return out
+
+
 def _acc_row(name, runs, extra=()):
   return (name, f"{runs[0]['num_params']:,}", *extra,
           str(Stat.of(_final(runs, "train_accuracy"))),
@@ -706,8 +734,9 @@ def run(config, workdir: str) -> Section:
       "rows on padding). Paper numbers are from its table (6,000 steps); fewer steps here.",
       "Rotations are averaged over ±angle; magnification m shows the content m times "
       "larger (affine scale 1/m), cropped or zero-filled at the border.",
-      "Step times are medians over training chunks after the first (compilation), "
-      "measured on a shared CPU; MACs are counted per layer (conv: H'W'k²C_in C_out, "
+      "Step time of a seed: the wall time of its population run (one member, the "
+      "arm's periodic evaluations on the train and test splits included, XLA compilation "
+      "excluded via leeml.timing) over its steps, measured on a shared CPU; MACs are counted per layer (conv: H'W'k²C_in C_out, "
       "dense: in x out) and XLA flops come from jit(...).lower().compile().cost_analysis().",
       "On the 16x16 digits (upsampled 8x8 images, 1,497 training examples) the three "
       "models' test accuracies differ by about one of the 300 test images, within a seed's "
@@ -717,8 +746,14 @@ def run(config, workdir: str) -> Section:
       "two poolings on the native 8x8 digits, a third conv + pool setup (8 -> 4 -> 2 -> 1 "
       "maps) was added to look further for where pooling hurts; thresholds unchanged.",
       f"Seeds {tuple(config.seeds)}; a seed fixes the initialization and the minibatch "
-      "order (and the augmentation draws).",
+      "order (the core's (seed, epoch) permutations: every epoch sees each training "
+      "example once) and the augmentation draws.",
   ]
+  frozen = [f"{desc}: seed {r['seed']} at step {r['nonfinite_step']}"
+            for desc, runs in _all_runs(results) for r in runs if r["nonfinite_step"]]
+  if frozen:
+    section.notes.append("Non-finite loss (member frozen at its last finite state): "
+                         + "; ".join(frozen))
   section.seconds = time.perf_counter() - t0
   return section
 

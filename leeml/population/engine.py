@@ -3,6 +3,7 @@ chunks, evaluation, records, checkpoints and resume (see `leeml.population`)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from leeml import checkpoint, data, parallel, runtime, steps
+from leeml import checkpoint, data, parallel, runtime, steps, timing
 from leeml.population.members import STRATEGIES, Member, Program, Result, default_strategy
 
 _MAX_CHUNK = 1000
@@ -57,9 +58,6 @@ class _Engine:
       nonfinite = jnp.where(alive & ~finite, t, member["nonfinite"])
       return {"state": state, "nonfinite": nonfinite}, metrics
 
-    def perms_of(seed, epoch0):
-      epochs = epoch0 + jnp.arange(num_epochs)
-      return jax.vmap(lambda e: data.epoch_permutation(seed, e, n))(epochs)
 
     def evaluate(member, batch):
       return program.evaluate(member["state"], batch)
@@ -67,7 +65,6 @@ class _Engine:
     if width > 1:
       init = jax.vmap(init)
       step = jax.vmap(step, in_axes=(0, None, None, 0, None, 0, 0))
-      perms_of = jax.vmap(perms_of, in_axes=(0, None))
       evaluate = jax.vmap(evaluate, in_axes=(0, None))
 
     def chunk(member, t0, arrays, perms, epoch0, rng, hparams, length: int):
@@ -84,8 +81,20 @@ class _Engine:
     self.step = jax.jit(step, donate_argnums=0, compiler_options=opts)
     self.chunk = jax.jit(chunk, donate_argnums=0, static_argnames="length",
                          compiler_options=opts)
-    self.perms = jax.jit(perms_of, out_shardings=self.sharding)
+    self.perms = _perms_fn(n, num_epochs, width > 1, self.sharding)
     self.evaluate = jax.jit(evaluate, compiler_options=opts) if program.evaluate else None
+
+
+@functools.lru_cache(maxsize=16)
+def _perms_fn(n: int, num_epochs: int, batched: bool, sharding):
+  """jit of (seed(s), first epoch) -> the `num_epochs` epoch orders from it: shared by
+  every Program with the same training-set size (it does not depend on the model)."""
+  def perms_of(seed, epoch0):
+    epochs = epoch0 + jnp.arange(num_epochs)
+    return jax.vmap(lambda e: data.epoch_permutation(seed, e, n))(epochs)
+  if batched:
+    perms_of = jax.vmap(perms_of, in_axes=(0, None))
+  return jax.jit(perms_of, out_shardings=sharding)
 
 
 _ENGINES: list = []  # [(key, program, engine)], most recent last
@@ -256,6 +265,10 @@ def run(program: Program, members: Sequence[Member], *, num_steps: int,
   def evaluate(step):
     if eng.evaluate is None:
       return
+    with timing.phase("eval"):  # charged as evaluation even inside a caller's "train"
+      _evaluate(step)
+
+  def _evaluate(step):
     for name, split in program.splits.items():
       if name in final_only and step != num_steps:
         continue
