@@ -20,7 +20,9 @@ B. A "learnable receptive field" needs data to be learned. Dosovitskiy et al., I
    (and reverses, at ~300M images) as data grows. The CNN and a small ViT are trained
    from scratch on sklearn digits (8x8, native resolution; ViT: 2x2 patches = 16 tokens),
    on nested subsets of 10%, 30%, 100% of the 1,497 training images and on the 100% set
-   expanded 4x with random affine copies (leeml.transforms), same optimizer and steps.
+   expanded 4x with random affine copies (leeml.transforms), same optimizer and steps;
+   batches by the core's sampler (each seed's shuffled epochs of its own subset), the seeds
+   of a model and set trained as one population (leeml.population).
    Claims: with little data (10%) the CNN's mean test accuracy beats the ViT's by
    ≥ `small_data_margin`; the gap (CNN - ViT, mean over seeds) at the largest set is
    smaller than at 10% by ≥ `gap_shrink_margin`. (We do not reach the paper's regime

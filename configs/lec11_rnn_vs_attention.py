@@ -47,7 +47,8 @@ def get_config(scale: str | None = None):
       num_train={"smoke": 256, "cpu": 4096, "full": 16384}[scale],
       num_test={"smoke": 64, "cpu": 512, "full": 2048}[scale]))
 
-  # B. Distance: every model trained alike (Adam, clipped), seeds vmapped in one jit.
+  # B. Distance: every model trained alike (Adam, clipped, the core's train step and batch
+  # order: each seed's shuffled epochs), the seeds one population (vmapped members).
   c.distance = ml_collections.ConfigDict(dict(
       lengths={"smoke": (8, 16), "cpu": (16, 64, 256),
                "full": (16, 32, 64, 128, 256)}[scale]))

@@ -1,11 +1,14 @@
 """Lecture 13 (Transformer, continued): what each part is for — three ablations.
 
   python experiments/reproduce.py --only=lec13_transformer_ablations --scale=cpu
-  (or experiments/lec13_transformer_ablations.py --scale=cpu). cpu: 7 variants × 3 seeds,
-  the seeds of a variant vmapped in one jitted scan of `leeml.seq2seq.make_train_step`;
-  measured 6 min 33 s wall (249 CPU-s) on 2 CPU cores shared with other jobs (load ~5),
-  about half of it compiling. smoke: 10 steps, 2 layers (the positions claim FAILs there
-  by design).
+  (or experiments/lec13_transformer_ablations.py --scale=cpu). cpu: 7 variants × 3 seeds
+  in 6 populations of `leeml.seq2seq.program` (the seeds of a variant are members of one
+  compiled step; post-LN with and without warmup share one, warmup_steps traced). Before
+  the population engine (seeds vmapped in one jitted scan, batches drawn with replacement
+  per (seed, step)): 6 min 33 s wall (249 CPU-s) on 2 CPU cores shared with other jobs
+  (load ~5), about half of it compiling. Now batches are the core's (seed, epoch)
+  permutations, so the numbers are not those of that run (same configs, same thresholds).
+  smoke: 10 steps, 2 layers (the positions claim FAILs there by design).
 
 Task: reverse (leeml/datasets/seq2seq_tasks.py): x_1 … x_n -> x_n … x_1, n uniform in
 1 … 8 over 10 symbols; its output depends on the ORDER of the input. Every variant is

@@ -18,6 +18,11 @@ checkpoints with resume. What differs is the step and the evaluation:
   for text tasks also corpus BLEU (sacrebleu) of the decoded strings. The final test
   evaluation adds beam search (`decode.beam_size`, GNMT length penalty `decode.alpha`).
 
+`program(config)` is the same training as a `leeml.population.Program`: many seeds (and
+traced optimizer settings, `traced_defaults`) with one compile, member i equal to the
+`train_and_evaluate` run of its seed; the engine's evaluation (`make_population_eval`)
+decodes greedily on the device. Lectures 12 and 13 train this way.
+
 Tasks (`task.name`): the generated algorithmic tasks of `leeml.datasets.seq2seq_tasks`
 (copy, reverse, sort, addition), 'dates' (dates written out in one language translated
 into another, `leeml.datasets.dates`), and 'translation' (a real tfds corpus,
@@ -37,7 +42,7 @@ import ml_collections
 import numpy as np
 
 from leeml import (config as config_lib, data, decoding, loop, optim, parallel, pipeline,
-                   runtime, seq2seq_metrics, steps)
+                   population, runtime, seq2seq_metrics, steps)
 from leeml.datasets import dates, seq2seq_tasks
 from leeml.models import transformer
 from leeml.train_state import TrainState
@@ -229,6 +234,107 @@ def make_eval_step(model):
   return eval_step
 
 
+def exact_match_rows(tokens, targets):
+  """bool [N] on the device: greedy output row i equals target row i. For greedy search's
+  outputs (PAD after EOS, PAD never generated) this is `seq2seq_metrics.exact_match`'s
+  "equal up to the first EOS"."""
+  return jnp.all(tokens == targets, axis=1)
+
+
+def make_population_eval(model):
+  """`evaluate(state, batch) -> sums` for `population.Program` (the engine reports each
+  key / `count`): `count` examples (weight 1), `exact_match` of greedy decoding on the
+  device (`decoding.greedy_search` up to the target width, `exact_match_rows`), and the teacher-forced sums of
+  `make_eval_step` per example (`nll`, `tokens`, `correct`): loss = nll / tokens and
+  token accuracy = correct / tokens (`population_eval_metrics`)."""
+  eval_step = make_eval_step(model)
+
+  def evaluate(state, batch):
+    sums = eval_step(state.params, batch)
+    src, tgt, w = batch["inputs"], batch["targets"], batch["weights"]
+    tokens, _ = decoding.greedy_search(model, state.params, src, max_len=tgt.shape[1],
+                                       bos_id=BOS, eos_id=EOS, pad_id=PAD)
+    match = exact_match_rows(tokens, tgt)
+    return {**sums, "exact_match": jnp.sum(w * match), "count": jnp.sum(w)}
+
+  return evaluate
+
+
+def evaluate_states(model, states, split, batch_size: int) -> list[dict]:
+  """loss, token_accuracy and exact_match (greedy) on `split` of each TrainState in
+  `states` (e.g. `population.Result.states`): `make_population_eval` jitted once for all
+  of them. One process (as the population engine)."""
+  evaluate = jax.jit(make_population_eval(model))
+  batches = [jax.device_put(b) for b in
+             data.eval_batches(data.ArraySplit(split.sources, split.targets), batch_size)]
+  sums = jax.device_get([[evaluate(s, b) for b in batches] for s in states])
+  out = []
+  for per_batch in sums:
+    tot = {k: float(sum(b[k] for b in per_batch)) for k in per_batch[0]}
+    out.append(population_eval_metrics(
+        {f"eval_{k}": v / tot["count"] for k, v in tot.items()}, ""))
+  return out
+
+
+def population_eval_metrics(record: dict, split: str) -> dict:
+  """loss, token_accuracy and exact_match of split `split` from a population record of
+  `make_population_eval`'s sums."""
+  p = f"eval_{split}_" if split else "eval_"
+  return {"loss": record[p + "nll"] / record[p + "tokens"],
+          "token_accuracy": record[p + "correct"] / record[p + "tokens"],
+          "exact_match": record[p + "exact_match"]}
+
+
+def traced_defaults(config) -> dict[str, float]:
+  """The hyperparameters `program` traces, with `config`'s values: the optimizer fields
+  of `optim.TRACED_FIELDS`, and the schedule's warmup_steps where `optim.make_schedule`
+  takes a traced one (the constant schedule, or warmup_* with decay_steps > 0)."""
+  out = {k: float(config.optimizer[k]) for k in optim.TRACED_FIELDS
+         if k not in optim.SCHEDULE_FIELDS}
+  s = config.schedule
+  if s.name == "constant" or (s.name.startswith("warmup_") and int(s.decay_steps) > 0):
+    out["warmup_steps"] = float(s.warmup_steps)
+  return out
+
+
+def program(config, corpus: Corpus | None = None, model=None, *,
+            splits: tuple[str, ...] = ()) -> population.Program:
+  """`config` as a `population.Program`: members (seeds x traced optimizer settings) train
+  with one compile, and member i computes what `train_and_evaluate` with its seed does
+  (the same init/train keys, (seed, epoch) batch order and step). Traced:
+  `traced_defaults(config)` (optimizer fields, warmup_steps). `splits`: corpus
+  splits ('validation', 'test') the engine evaluates with `make_population_eval`.
+  `corpus`/`model`: built from the config when not given."""
+  validate(config)
+  corpus = load_task(config.task) if corpus is None else corpus
+  model = make_model(config.model, corpus) if model is None else model
+  src0 = jnp.asarray(corpus.train.sources[:1])
+  tgt0 = jnp.asarray(corpus.train.targets[:1])
+
+  def tx_of(hparams):
+    return optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps,
+                                hyperparams=hparams)
+
+  def init(key, hparams):
+    return TrainState.create(model.init(key, src0, tgt0), tx_of(hparams))
+
+  def train_step(state, batch, rng, hparams):
+    step = make_train_step(model, tx_of(hparams), label_smoothing=config.loss.label_smoothing,
+                           diagnostics_every=config.log_every_steps,
+                           num_train_steps=config.num_train_steps)
+    return step(state, batch, rng)
+
+  return population.Program(
+      init=init, train_step=train_step,
+      train=data.ArraySplit(corpus.train.sources, corpus.train.targets),
+      batch_size=config.batch_size,
+      hparams=traced_defaults(config),
+      evaluate=make_population_eval(model) if splits else None,
+      splits={s: data.ArraySplit(getattr(corpus, s).sources, getattr(corpus, s).targets)
+              for s in splits},
+      eval_batch_size=config.eval_batch_size, family="transformer")
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -400,7 +506,8 @@ def run_config(base, **overrides) -> ml_collections.ConfigDict:
 
 
 __all__ = ("TASKS", "base_config", "validate", "Corpus", "load_task", "make_model",
-           "token_loss", "make_train_step", "make_eval_step",
+           "token_loss", "make_train_step", "make_eval_step", "exact_match_rows",
+           "make_population_eval", "evaluate_states", "population_eval_metrics", "traced_defaults", "program",
            "decode_split", "evaluate", "cross_attention", "Result",
            "train_and_evaluate",
            "run_config")

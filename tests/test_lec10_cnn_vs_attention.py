@@ -1,13 +1,17 @@
-"""Lectures 10-11: data subsets, the augmented pool, and the experiment end to end."""
+"""Lectures 10-11: data subsets, the augmented pool, per-seed data in one population, and
+the experiment end to end."""
 
 import os
 
+import jax
+import ml_collections
 import numpy as np
 import pytest
 
 from configs import lec10_cnn_vs_attention as lec10_config
-from leeml import claims
+from leeml import claims, population
 from leeml.lectures import lec10_cnn_vs_attention as lec10
+from leeml.models import get_model
 
 
 def test_training_sets_are_nested_and_deterministic():
@@ -36,6 +40,45 @@ def test_augmented_pool_keeps_originals_and_labels():
   # The copies are warped (not equal to the originals), with most of the ink kept.
   assert np.abs(px[5:] - np.tile(x, (2, 1, 1, 1))).max() > 0.05
   assert 0.5 < px[5:].sum() / (2 * x.sum()) < 1.2
+
+
+def test_seed_columns_stack_each_seeds_set_and_own_column_picks_it():
+  a = (np.arange(12.0).reshape(3, 2, 2), np.array([0, 1, 2]))
+  b = (-np.arange(12.0).reshape(3, 2, 2), np.array([5, 6, 7]))
+  split = population.seed_columns([a, b])
+  assert split.inputs.shape == (3, 2, 2, 2) and split.targets.shape == (3, 2)
+  batch = split.get_batch(np.array([2, 0]))
+  own = population.own_column(batch, {"data_column": np.float32(1.0)})
+  np.testing.assert_array_equal(own["inputs"], b[0][[2, 0]])
+  np.testing.assert_array_equal(own["targets"], [7, 5])
+
+
+@pytest.mark.usefixtures("quick_compiles")
+def test_population_member_equals_a_single_run_on_its_own_set():
+  # Members of one program train on their own seed's set (a column): member 1 of a
+  # two-seed population computes what a one-member population on seed 1's set computes.
+  rng = np.random.default_rng(0)
+  sets = [(rng.uniform(size=(24, 4, 4, 1)).astype(np.float32),
+           rng.integers(0, 3, 24).astype(np.int32)) for _ in range(2)]
+  model = get_model(ml_collections.ConfigDict(dict(
+      name="cnn", channels=(2,), kernel_size=3, dense_width=8)), 3)
+  tcfg = ml_collections.ConfigDict(dict(steps=6, batch_size=8, learning_rate=1e-2,
+                                        warmup_steps=2, weight_decay=1e-4))
+  both = population.run(
+      lec10.make_program(model, tcfg, population.seed_columns(sets), family="cnn"),
+      [population.Member(0, {"data_column": 0.0}), population.Member(1, {"data_column": 1.0})],
+      num_steps=tcfg.steps, progress=False)
+  one = population.run(lec10.make_program(model, tcfg, population.seed_columns(sets[1:]), "cnn"),
+                       [population.Member(1, {"data_column": 0.0})], num_steps=tcfg.steps,
+                       progress=False)
+  _, loss_both = both.curves("train_loss")
+  _, loss_one = one.curves("train_loss")
+  np.testing.assert_allclose(loss_both[1], loss_one[0], rtol=1e-6)
+  assert not np.allclose(loss_both[0], loss_both[1])            # the seeds differ
+  for u, v in zip(jax.tree.leaves(both.params(1)), jax.tree.leaves(one.params(0))):
+    np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
+  lr = one.curves("learning_rate")[1][0]
+  assert lr[0] == pytest.approx(0.0) and lr[1] == pytest.approx(5e-3)   # linear warmup
 
 
 # The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or

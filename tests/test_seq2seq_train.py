@@ -2,6 +2,7 @@
 processes), Result and config validation. Resume after kill -9, the NaN stop and 8 devices
 == 1 are tests/test_trainers.py's, for every trainer."""
 
+import functools
 import json
 import os
 import subprocess
@@ -9,11 +10,12 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from conftest import REPO, binary_env, free_port
-from leeml import config as config_lib, optim, parallel, seq2seq
+from leeml import config as config_lib, optim, parallel, population, seq2seq, seq2seq_metrics
 from leeml.metric_writers import read_jsonl
 from leeml.models import transformer
 from leeml.train_state import TrainState
@@ -39,6 +41,14 @@ def tiny_config(**overrides):
 
 
 def _setup(config):
+  """(corpus, model, tx, initial state, train sources, train targets); built once per
+  config (the tests share them rather than re-initialising eagerly)."""
+  return _setup_cached(config.to_json(sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _setup_cached(config_json: str):
+  config = ml_collections.ConfigDict(json.loads(config_json))
   corpus = seq2seq.load_task(config.task)
   model = seq2seq.make_model(config.model, corpus)
   tx = optim.make_optimizer(config.optimizer, config.schedule, config.num_train_steps)
@@ -107,6 +117,59 @@ def test_evaluate_scores_decoded_outputs_against_the_targets():
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
   pad = np.broadcast_to((src == PAD)[:, None, None, :], weights.shape)
   assert pad.any() and np.all(weights[pad] == 0.0)
+
+
+def test_on_device_exact_match_is_the_host_metric_on_greedy_outputs():
+  """Greedy outputs carry PAD after EOS and never PAD before it; on such rows the device
+  check (all positions equal) is `seq2seq_metrics.exact_match_per_example`."""
+  targets = np.array([[5, 6, EOS, PAD], [5, 6, EOS, PAD], [7, EOS, PAD, PAD],
+                      [7, EOS, PAD, PAD], [3, 4, 5, EOS], [3, 4, 5, EOS], [3, 4, 5, EOS]])
+  greedy = np.array([[5, 6, EOS, PAD],    # equal
+                     [5, 7, EOS, PAD],    # a wrong token
+                     [7, 8, EOS, PAD],    # too long
+                     [EOS, PAD, PAD, PAD],  # too short
+                     [3, 4, 5, EOS],      # equal, EOS at the last position
+                     [3, 4, 5, 6],        # no EOS within the width
+                     [3, 4, EOS, PAD]])
+  want = seq2seq_metrics.exact_match_per_example(greedy, targets, EOS, PAD)
+  np.testing.assert_array_equal(want, [True, False, False, False, True, False, False])
+  np.testing.assert_array_equal(seq2seq.exact_match_rows(jnp.asarray(greedy),
+                                                         jnp.asarray(targets)), want)
+
+
+@pytest.mark.slow  # two compiled trainers (~20 s); the slow run (.ci/run-slow) covers it
+def test_population_member_equals_the_single_run(tmp_path):
+  """seq2seq.program: member i of a population (one compile) trains exactly what
+  train_and_evaluate with its seed trains (init, batches, dropout keys), and its
+  validation numbers equal the loop's."""
+  config = tiny_config(num_train_steps=4, log_every_steps=2, eval_every_steps=2)
+  program = seq2seq.program(config, splits=("validation",))
+  result = population.run(program, population.grid([0, 1]), num_steps=4, eval_every=2,
+                          progress=False)
+  single = seq2seq.train_and_evaluate(seq2seq.run_config(config, seed=1), str(tmp_path),
+                                      final_beam=False)
+  records = read_jsonl(os.path.join(str(tmp_path), "metrics.jsonl"))
+  _, loss = result.curves("train_loss")
+  np.testing.assert_array_equal(loss[1], [r["train_loss"] for r in records
+                                          if "train_loss" in r])
+  assert not np.array_equal(loss[0], loss[1])   # the seeds differ
+  for a, b in zip(jax.tree.leaves(result.params(1)), jax.tree.leaves(single.state.params)):
+    np.testing.assert_array_equal(a, np.asarray(b))
+  evals = [r for r in result.records if r["member"] == 1 and "eval_validation_nll" in r]
+  loop_evals = [r for r in records if "eval_exact_match" in r]
+  assert [r["step"] for r in evals] == [r["step"] for r in loop_evals] == [2, 4]
+  for mine, theirs in zip(evals, loop_evals):
+    got = seq2seq.population_eval_metrics(mine, "validation")
+    for k in ("loss", "token_accuracy", "exact_match"):
+      assert got[k] == pytest.approx(theirs[f"eval_{k}"], rel=1e-6)
+  # evaluate_states: the same numbers after training, outside the engine.
+  (after,) = seq2seq.evaluate_states(_model_of(config), [result.states[1]],
+                                     seq2seq.load_task(config.task).validation, 16)
+  assert after["loss"] == pytest.approx(loop_evals[-1]["eval_loss"], rel=1e-6)
+
+
+def _model_of(config):
+  return seq2seq.make_model(config.model, seq2seq.load_task(config.task))
 
 
 @pytest.mark.slow  # end to end / subprocess; the slow run (.ci/run-slow) covers it

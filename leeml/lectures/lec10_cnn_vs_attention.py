@@ -5,11 +5,12 @@ A. A k x k convolution rebuilt as a k²-head self-attention layer with relative 
    attention (Cordonnier et al. 2020, Theorem 1; leeml/conv_as_attention.py), checked
    against the convolution on random images, and its per-head attention maps.
 B. CNN vs a small ViT trained from scratch on digits subsets of growing size (and an
-   augmentation-expanded set), several seeds: test accuracy vs training-set size.
+   augmentation-expanded set), several seeds: test accuracy vs training-set size. One
+   population (`leeml.population`) per model and set size: the seeds are its members,
+   each on its own subset (`population.seed_columns`), sharing one compiled step.
 C. The ViT's mean attention distance per layer and head (Dosovitskiy et al. 2021, Fig. 7).
 """
 
-import functools
 import os
 import time
 
@@ -18,11 +19,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
-from leeml import claims, conv_as_attention, datasets, plotting, runtime, timing, transforms
+from leeml import (claims, config as config_lib, conv_as_attention, data, datasets, losses, optim,
+                   plotting, population, steps, timing, transforms)
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import attention, get_model, vit
+from leeml.train_state import TrainState
 
 NAME = "lec10_cnn_vs_attention"
 SOURCE = ("Lectures 10-11 (Self-attention), 'Self-attention v.s. CNN': CNN is self-attention "
@@ -107,64 +109,75 @@ def training_sets(cfg, num_train: int, seed: int) -> list[tuple[str, np.ndarray]
   return sets
 
 
-def make_trainer(model, tcfg):
-  """A jitted run: `steps` AdamW steps on minibatches drawn from pool[idx[:n]]."""
-  warmup = min(tcfg.warmup_steps, tcfg.steps // 2)
-  schedule = optax.warmup_cosine_decay_schedule(0.0, tcfg.learning_rate, warmup, tcfg.steps)
-  tx = optax.adamw(schedule, weight_decay=tcfg.weight_decay)
+def optimizer(tcfg) -> optax.GradientTransformation:
+  """AdamW with linear warmup then cosine decay to 0 (the core's `optim.make_optimizer`)."""
+  base = config_lib.base_config()
+  opt = base.optimizer
+  opt.update(dict(name="adamw", learning_rate=tcfg.learning_rate,
+                  weight_decay=tcfg.weight_decay))
+  sched = base.schedule
+  sched.update(dict(name="warmup_cosine", warmup_steps=min(tcfg.warmup_steps, tcfg.steps // 2)))
+  return optim.make_optimizer(opt, sched, tcfg.steps)
 
-  def loss_fn(params, x, y):
-    logits = model.apply({"params": params}, x, train=True)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  @functools.partial(jax.jit, compiler_options=runtime.step_compiler_options())
-  def train(params, pool_x, pool_y, idx, n, key):
-    def step(carry, step_key):
-      p, s = carry
-      j = idx[jax.random.randint(step_key, (tcfg.batch_size,), 0, n)]
-      g = jax.grad(loss_fn)(p, pool_x[j], pool_y[j])
-      u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-    keys = jax.random.split(key, tcfg.steps)
-    return jax.lax.scan(step, (params, tx.init(params)), keys)[0][0]
-  return train
+def make_program(model, tcfg, train: data.ArraySplit, family: str) -> population.Program:
+  """The population program of one model on one training-set size (`population.seed_columns`):
+  the core's train step (`steps.make_train_step`, norms only at the last step) on the
+  member's own column, AdamW (`optimizer`), batches of `tcfg.batch_size`."""
+  tx = optimizer(tcfg)
+  step = steps.make_train_step(model, tx, losses.get_loss("softmax_cross_entropy"),
+                               diagnostics_every=tcfg.steps, num_train_steps=tcfg.steps)
+  sample = jnp.zeros((1, *train.inputs.shape[2:]), train.inputs.dtype)
+
+  def init(key):
+    return TrainState.create(model.init(key, sample, train=False), tx)
+
+  def train_step(state, batch, rng, hparams):
+    return step(state, population.own_column(batch, hparams), rng)
+
+  return population.Program(init=init, train_step=train_step, train=train,
+                            batch_size=tcfg.batch_size, hparams={"data_column": 0.0},
+                            family=family)
 
 
 def data_size_sweep(config, seeds) -> dict:
-  """Test accuracy of CNN and ViT per training set and seed; ViT attention distances."""
+  """Test accuracy of CNN and ViT per training set and seed; ViT attention distances.
+
+  One population per (model, training-set size): its members are the seeds, each on its
+  own nested subset (`training_sets`) and augmented pool, trained with one compile."""
   x, y, x_test, y_test, num_classes = load_images(config.data)
   size = config.data.image_size
+  seeds = list(seeds)
   models = {m: get_model(ml_collections.ConfigDict(dict(config[m])), num_classes)
             for m in MODELS}
-  trainers = {m: make_trainer(models[m], config.train) for m in MODELS}
-  predict = {m: jax.jit(lambda p, xb, m=m: models[m].apply({"params": p}, xb)) for m in MODELS}
+  predict = {m: jax.jit(lambda p, xb, m=m: jnp.argmax(models[m].apply({"params": p}, xb), -1))
+             for m in MODELS}
   attend = jax.jit(lambda p, xb: models["vit"].apply({"params": p}, xb,
                                                      return_attention=True)[1])
+  pools = [augmented_pool(config.data, x, y, s) for s in seeds]
+  sets = [training_sets(config.data, len(x), s) for s in seeds]
+  labels = [lab for lab, _ in sets[0]]
+  members = [population.Member(s, {"data_column": float(i)}) for i, s in enumerate(seeds)]
   results = {"sizes": {}, "accuracy": {m: {} for m in MODELS}, "distance": {}}
-  jobs = [(seed, label, idx) for seed in seeds
-          for label, idx in training_sets(config.data, len(x), seed)]
-  pools = {}
-  for seed, label, idx in tqdm(jobs, desc=f"{NAME} runs", unit="run"):
-    if seed not in pools:
-      pools[seed] = augmented_pool(config.data, x, y, seed)
-    px, py = pools[seed]
-    padded = np.zeros(len(px), np.int32)
-    padded[:len(idx)] = idx
-    results["sizes"][label] = len(idx)
+  for j, lab in enumerate(labels):
+    train = population.seed_columns([(px[sets[i][j][1]], py[sets[i][j][1]])
+                          for i, (px, py) in enumerate(pools)])
+    results["sizes"][lab] = len(train)
     for m in MODELS:
-      key = jax.random.PRNGKey(seed)
-      params = models[m].init(jax.random.fold_in(key, 1), x[:1])["params"]
+      program = make_program(models[m], config.train, train, family=config[m]["name"])
       with timing.phase("train"):
-        params = jax.block_until_ready(
-            trainers[m](params, px, py, padded, len(idx), jax.random.fold_in(key, 2)))
+        res = population.run(program, members, num_steps=config.train.steps,
+                             progress=config.get("progress_bar", True),
+                             desc=f"{NAME} {m} {lab}")
       with timing.phase("eval"):
-        acc = float(np.mean(np.argmax(np.asarray(predict[m](params, x_test)), -1) == y_test))
-      results["accuracy"][m].setdefault(label, []).append(acc)
-      if m == "vit":
-        with timing.phase("eval"):
-          dist = vit.attention_distances(attend(params, x_test), size, size,
-                                         config.vit["patch_size"])
-        results["distance"].setdefault(label, []).append(dist)
+        for i in range(len(seeds)):
+          params = res.params(i)
+          acc = float(np.mean(np.asarray(predict[m](params, x_test)) == y_test))
+          results["accuracy"][m].setdefault(lab, []).append(acc)
+          if m == "vit":
+            dist = vit.attention_distances(attend(params, x_test), size, size,
+                                           config.vit["patch_size"])
+            results["distance"].setdefault(lab, []).append(dist)
   return results
 
 
@@ -367,7 +380,10 @@ def run(config, workdir: str) -> Section:
       f"{dict(config.vit)} ({nparams['vit']:,} parameters). Both: AdamW (lr "
       f"{config.train.learning_rate:g}, warmup-cosine, weight decay "
       f"{config.train.weight_decay:g}), {config.train.steps} steps of batch "
-      f"{config.train.batch_size}, no early stopping; test accuracy after the last step.",
+      f"{config.train.batch_size}, no early stopping; test accuracy after the last step. "
+      "Batches: the core's sampler (each seed's own shuffled epochs of its training set, "
+      "leeml.data.epoch_permutation); the seeds of one model and set are one population "
+      "(leeml.population, one compile), each member on its own subset.",
       "Training subsets are nested random subsets of the 1,497 digits training images, one "
       "permutation per seed; the augmented set adds random affine copies (rotation ±"
       f"{config.data.max_angle:g}°, scale {tuple(config.data.scale_range)}, shift ±"

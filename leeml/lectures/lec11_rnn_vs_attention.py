@@ -7,7 +7,8 @@ A. Parallel: forward+backward time per batch vs sequence length L for a simple R
    loop over positions).
 B. Distance: recall the token at position 0 at the end of a length-L sequence
    (`leeml.datasets.sequence_tasks`), L = 16 … 256, all four models trained the same way
-   (same steps, batch, Adam), several seeds vmapped in one jitted loop.
+   (same steps, batch, Adam, the core's train step and batch order), every seed a member of
+   one population (`leeml.population`: one compile per model and L).
 C. Attention's cost vs L: compiled temporary memory (`memory_analysis()`) and time of one
    forward+backward, on a log-log plot (slope 2 = quadratic).
 """
@@ -22,11 +23,12 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from leeml import claims, plotting
+from leeml import claims, config as config_lib, data, losses, optim, plotting, population, steps
 from leeml import timing as timing_lib  # `timing` names this lecture's part A results
 from leeml.datasets import sequence_tasks
 from leeml.lectures import Experiment, Figure, Section, Table, register
 from leeml.models import sequence
+from leeml.train_state import TrainState
 
 SOURCE = ("Lectures 10-11 (Self-attention), slide 'Self-attention v.s. RNN': "
           "parallel, distance")
@@ -54,50 +56,72 @@ def _loss_fn(model):
 # ----------------------------------------------------------------------------- B. distance
 
 
-def train_recall(model, tcfg, task, length: int, seeds) -> dict:
-  """Trains `model` on recall-first-token at `length`, one run per seed, vmapped over seeds.
+def recall_sets(task, length: int, seeds) -> tuple[data.ArraySplit, list[data.ArraySplit]]:
+  """Each seed's own training and test sets (`sequence_tasks`, seeded 2s and 2s + 1): the
+  training sets stacked by seed (`population.seed_columns`, one population for every seed),
+  the test sets one per seed."""
+  train, test = [], []
+  for s in seeds:
+    train.append(sequence_tasks.recall_first_token(task.num_train, length, task.num_values,
+                                                   2 * s, task.num_distractors))
+    test.append(data.ArraySplit(*sequence_tasks.recall_first_token(
+        task.num_test, length, task.num_values, 2 * s + 1, task.num_distractors)))
+  return population.seed_columns(train), test
 
-  Each seed has its own data (train and test sets from `sequence_tasks`, seeded by the
-  seed), its own init and its own batch order; all run in one jitted scan.
+
+def recall_program(model, tcfg, train: data.ArraySplit) -> population.Program:
+  """The population program that trains `model` on recall-first-token: the core's train
+  step (`steps.make_train_step`) on the member's own column of `train`, Adam with a
+  global-norm clip (`optim.make_optimizer`), batches of `tcfg.batch_size`."""
+  base = config_lib.base_config()
+  opt = base.optimizer
+  opt.update(dict(name="adam", learning_rate=tcfg.learning_rate,
+                  grad_clip_norm=tcfg.grad_clip_norm))
+  tx = optim.make_optimizer(opt, base.schedule, tcfg.num_steps)
+  step = steps.make_train_step(model, tx, losses.get_loss("softmax_cross_entropy"),
+                               diagnostics_every=tcfg.num_steps,
+                               num_train_steps=tcfg.num_steps)
+  sample = jnp.zeros((1, train.inputs.shape[-1]), train.inputs.dtype)
+
+  def init(key):
+    return TrainState.create(model.init(key, sample), tx)
+
+  def train_step(state, batch, rng, hparams):
+    return step(state, population.own_column(batch, hparams), rng)
+
+  return population.Program(init=init, train_step=train_step, train=train,
+                            batch_size=tcfg.batch_size, hparams={"data_column": 0.0},
+                            family="sequence")
+
+
+def recall_population(model, tcfg, task, length: int, seeds, *, strategy: str | None = "vmap",
+                 progress: bool = False) -> dict:
+  """Trains `model` on recall-first-token at `length`, one population member per seed.
+
+  Each seed has its own data (`recall_sets`), its own init and its own batch order (the
+  core's (seed, epoch) permutation); all seeds share one compiled step. Strategy 'vmap'
+  (also on CPU): an RNN step is a loop of L tiny matmuls, so the seeds run as one loop of
+  batched ones rather than one loop each (the old trainer vmapped the seeds too).
 
   Returns: {'accuracy': [S] test accuracy, 'loss': [S, steps] training loss}.
   """
   seeds = list(seeds)
-  train_x, train_y, test_x, test_y = [], [], [], []
-  for s in seeds:
-    x, y = sequence_tasks.recall_first_token(task.num_train, length, task.num_values, 2 * s,
-                                             task.num_distractors)
-    tx_, ty_ = sequence_tasks.recall_first_token(task.num_test, length, task.num_values,
-                                                 2 * s + 1, task.num_distractors)
-    train_x.append(x), train_y.append(y), test_x.append(tx_), test_y.append(ty_)
-  train_x, train_y = jnp.asarray(np.stack(train_x)), jnp.asarray(np.stack(train_y))
-  test_x, test_y = jnp.asarray(np.stack(test_x)), jnp.asarray(np.stack(test_y))
-  keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
-  loss = _loss_fn(model)
-  opt = optax.chain(optax.clip_by_global_norm(tcfg.grad_clip_norm), optax.adam(tcfg.learning_rate))
-
-  def one_seed(key, x, y, tx, ty):
-    init_key, batch_key = jax.random.split(key)
-    params = model.init(init_key, x[:1])["params"]
-
-    def step(carry, t):
-      p, s = carry
-      idx = jax.random.randint(jax.random.fold_in(batch_key, t), (tcfg.batch_size,), 0,
-                               x.shape[0])
-      value, g = jax.value_and_grad(loss)(p, x[idx], y[idx])
-      upd, s = opt.update(g, s, p)
-      return (optax.apply_updates(p, upd), s), value
-
-    (params, _), curve = jax.lax.scan(step, (params, opt.init(params)),
-                                      jnp.arange(tcfg.num_steps))
-    chunks = tx.reshape(-1, tcfg.eval_batch_size, tx.shape[-1])
-    pred = jax.lax.map(lambda c: jnp.argmax(model.apply({"params": params}, c), -1), chunks)
-    return jnp.mean(pred.reshape(-1) == ty), curve
-
-  with timing_lib.phase("train"):  # the test accuracy is computed inside the same program
-    acc, curve = jax.block_until_ready(
-        jax.jit(jax.vmap(one_seed))(keys, train_x, train_y, test_x, test_y))
-  return {"accuracy": np.asarray(acc), "loss": np.asarray(curve)}
+  train, test = recall_sets(task, length, seeds)
+  members = [population.Member(s, {"data_column": float(i)}) for i, s in enumerate(seeds)]
+  with timing_lib.phase("train"):
+    result = population.run(recall_program(model, tcfg, train), members,
+                            num_steps=tcfg.num_steps, strategy=strategy, progress=progress,
+                            desc=f"lec11 recall L={length}")
+  predict = jax.jit(lambda p, x: jnp.argmax(model.apply({"params": p}, x), -1))
+  with timing_lib.phase("eval"):
+    acc = []
+    for i, split in enumerate(test):
+      params, correct = result.params(i), 0.0
+      for batch in data.eval_batches(split, tcfg.eval_batch_size):
+        hit = np.asarray(predict(params, batch["inputs"])) == batch["targets"]
+        correct += float(np.sum(batch["weights"] * hit))
+      acc.append(correct / len(split))
+  return {"accuracy": np.asarray(acc), "loss": result.curves("train_loss")[1]}
 
 
 # ----------------------------------------------------------------------------- A. parallel
@@ -205,12 +229,12 @@ def loglog_slope(lengths, values, min_length: int) -> float:
 
 
 def distance_grid(cfg, models_at) -> dict:
-  """{kind: {L: train_recall(...)}} over cfg.kinds × cfg.distance.lengths, seeds vmapped."""
+  """{kind: {L: recall_population(...)}} over cfg.kinds × cfg.distance.lengths, seeds vmapped."""
   out = {k: {} for k in cfg.kinds}
   jobs = [(L, k) for L in cfg.distance.lengths for k in cfg.kinds]
   for L, k in tqdm(jobs, desc="lec11 recall runs", unit="model"):
     t0 = time.perf_counter()
-    out[k][L] = train_recall(models_at(L)[k].model, cfg.train, cfg.task, L, cfg.seeds)
+    out[k][L] = recall_population(models_at(L)[k].model, cfg.train, cfg.task, L, cfg.seeds)
     out[k][L]["seconds"] = time.perf_counter() - t0
   return out
 

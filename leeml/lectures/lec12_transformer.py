@@ -1,21 +1,26 @@
 """Lecture 12 (Transformer): a seq2seq Transformer trained end to end on date translation.
 
-Each seed is one run of `leeml.seq2seq.train_and_evaluate` (the foundation's loop:
-teacher forcing, warmup schedule, checkpoints, metrics) in its own run directory; a rerun
-resumes finished runs. Measured per seed on the held-out test dates: exact match and
-BLEU of greedy decoding and of beam search, the run's wall time, and for the first seed
-the decoder's cross-attention over the source characters (the lecture's "cross
-attention" slide: each output token reads the encoder outputs it needs).
+The seeds train as one population (`leeml.population`, `seq2seq.program`: one compile for
+all of them; member i computes what `leeml.seq2seq.train_and_evaluate` with its seed
+computes: teacher forcing, warmup schedule, the (seed, epoch) batch order) in one run
+directory with checkpoints; a rerun resumes it. Validation exact match (greedy, on the
+device) every `eval_every_steps`. Measured per seed on the held-out test dates
+(`seq2seq.evaluate`): exact match and BLEU of greedy decoding and of beam search, the
+wall time (the population's training, which every seed shares, plus its own test
+evaluation), and for the first seed the decoder's cross-attention over the source
+characters (the lecture's "cross attention" slide: each output token reads the encoder
+outputs it needs).
 """
 
+import json
 import os
 import time
 
+import jax
 import numpy as np
 
-from leeml import claims, lectures, plotting, seq2seq
+from leeml import claims, lectures, parallel, plotting, population, seq2seq, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
-from leeml.metric_writers import read_jsonl
 
 SOURCE = ("Lecture 12 (Transformer), slides 'Seq2seq', 'Decoder – Autoregressive', "
           "'Cross attention', 'Training' (teacher forcing); Vaswani et al. 2017")
@@ -26,23 +31,52 @@ TITLE = "Lecture 12: the encoder-decoder Transformer translates dates (en → de
 # ----------------------------------------------------------------------------- runs
 
 
+def _train_seconds(run_dir: str, elapsed: float) -> float:
+  """The population's training wall time: recorded by the call that finished it (a rerun
+  that resumes a finished run reports that time), else `elapsed` (written back)."""
+  path = os.path.join(run_dir, "train_seconds.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return float(json.load(f)["seconds"])
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump({"seconds": elapsed}, f)
+  return elapsed
+
+
 def train_seeds(config, workdir: str) -> list[dict]:
-  """One run per seed: test metrics, curves from metrics.jsonl, wall seconds, Result."""
+  """The seeds as one population, then each seed's test evaluation: per seed its test
+  metrics, curves, wall seconds, final params, the model and the corpus."""
+  cfg, seeds = config.train, [int(s) for s in config.seeds]
+  corpus = seq2seq.load_task(cfg.task)
+  model = seq2seq.make_model(cfg.model, corpus)
+  program = seq2seq.program(cfg, corpus, model, splits=("validation",))
+  key = seq2seq.run_config(cfg, seed=seeds[0])
+  key.population_seeds = seeds   # the run directory is per config and seeds
+  run_dir = lectures.run_dir(workdir, "dates_population", key)
+  t0 = time.perf_counter()
+  with timing.phase("train"):   # the validation evaluations run inside population.run
+    result = population.run(
+        program, population.grid(seeds), num_steps=cfg.num_train_steps, workdir=run_dir,
+        eval_every=cfg.eval_every_steps, checkpoint_every=cfg.checkpoint_every_steps,
+        keep_checkpoints=cfg.keep_checkpoints, progress=cfg.progress_bar, desc="lec12 seeds")
+  train_seconds = _train_seconds(run_dir, time.perf_counter() - t0)
+  steps, loss = result.curves("train_loss")
+  eval_steps, eval_em = result.curves("eval_validation_exact_match")
+  mesh = parallel.make_mesh()
+  eval_step = jax.jit(seq2seq.make_eval_step(model))
   out = []
-  for seed in config.seeds:
-    run_config = seq2seq.run_config(config.train, seed=seed)
-    run_dir = lectures.run_dir(workdir, "dates", run_config)
-    result = seq2seq.train_and_evaluate(run_config, run_dir)
-    seconds = result.seconds   # of the call that trained (a rerun resumes finished runs)
-    records = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
-    train_recs = [r for r in records if "train_loss" in r]
-    evals = [r for r in records if "eval_exact_match" in r]
+  for i, seed in enumerate(seeds):
+    t = time.perf_counter()
+    params = result.params(i)
+    with timing.phase("eval"):
+      test = seq2seq.evaluate(model, params, corpus.test, corpus, cfg.eval_batch_size, mesh,
+                              eval_step, beam_size=cfg.decode.beam_size, alpha=cfg.decode.alpha)
     out.append({
-        "seed": seed, "result": result, "test": result.test, "seconds": seconds,
-        "steps": np.array([r["step"] for r in train_recs]),
-        "train_loss": np.array([r["train_loss"] for r in train_recs]),
-        "eval_steps": np.array([r["step"] for r in evals]),
-        "eval_exact_match": np.array([r["eval_exact_match"] for r in evals]),
+        "seed": seed, "test": test, "params": params, "model": model, "corpus": corpus,
+        # every seed waits for the population's training: charged in full to each
+        "seconds": train_seconds + time.perf_counter() - t,
+        "steps": steps, "train_loss": loss[i],
+        "eval_steps": eval_steps, "eval_exact_match": eval_em[i],
     })
   return out
 
@@ -68,11 +102,10 @@ def attention_maps(run: dict, indices: list[int]) -> list[dict]:
   """For each example: source/output characters and the cross-attention of every
   decoder layer, averaged over heads ([out_len, src_len] each), teacher-forced on the
   model's own greedy output."""
-  result = run["result"]
-  corpus, params = result.corpus, result.state.params
+  corpus, params = run["corpus"], run["params"]
   src = corpus.test.sources[indices]
-  out_tokens = result.test["greedy_tokens"][indices]
-  layers = seq2seq.cross_attention(result.model, params, src, out_tokens)
+  out_tokens = run["test"]["greedy_tokens"][indices]
+  layers = seq2seq.cross_attention(run["model"], params, src, out_tokens)
   maps = []
   for j, i in enumerate(indices):
     src_text = corpus.to_text(src[j])
@@ -134,7 +167,9 @@ def _claims(config) -> list[claims.Claim]:
           statement="It trains to that accuracy in minutes on 2 CPU cores",
           source="Issue 10 acceptance: cpu scale trains to the stated exact match in "
                  "≤ 10 min on 2 cores",
-          threshold=f"wall seconds per seed (train + evaluate) ≤ {th.max_seconds:.0f}",
+          threshold=f"wall seconds per seed (train + evaluate; the seeds train together, "
+                    f"so each is charged the whole population's training) ≤ "
+                    f"{th.max_seconds:.0f}",
           check=within_budget),
   ]
 
@@ -187,8 +222,8 @@ def run(config, workdir: str) -> Section:
   runs = train_seeds(config, workdir)
   section = Section(name=NAME, title=TITLE, command="")
   section.verdicts = [claims.judge(c, runs) for c in _claims(config)]
-  first = runs[0]["result"]
-  maps = attention_maps(runs[0], pick_examples(first.corpus, config.attention_examples))
+  first = runs[0]
+  maps = attention_maps(first, pick_examples(first["corpus"], config.attention_examples))
   t, d = config.train, config.train.decode
   section.figures = [
       Figure(_plot_training(runs, os.path.join(workdir, "training.png")),
@@ -202,7 +237,7 @@ def run(config, workdir: str) -> Section:
              "English source character (⏎ = end of sequence)."),
   ]
   section.tables = [
-      Table(f"Greedy vs beam search on {len(first.corpus.test.sources)} test dates "
+      Table(f"Greedy vs beam search on {len(first['corpus'].test.sources)} test dates "
             f"(mean ± std over {len(runs)} seeds; beam {d.beam_size}, GNMT length penalty "
             f"α = {d.alpha})",
             ("decoding", "exact match", "BLEU (sacrebleu)"),
@@ -226,7 +261,8 @@ def run(config, workdir: str) -> Section:
       f"width {t.model.width}, {t.model.num_heads} heads, {t.model.norm_position}-LN, "
       f"{t.model.positions} positions; Adam lr {t.optimizer.learning_rate} "
       f"({t.schedule.name}, {t.schedule.warmup_steps} warmup steps), batch {t.batch_size}, "
-      f"{t.num_train_steps} steps.",
+      f"{t.num_train_steps} steps; the {len(runs)} seeds train as one population (one "
+      "compile; member i = the single run of its seed).",
       f"Cross-attention alignment: in the examples plotted, {digit_alignment(maps):.0%} of "
       "the generated digits attend most (last layer, mean over heads) to a digit of the "
       "source.",

@@ -3,26 +3,25 @@ where the LayerNorm goes (pre-LN vs post-LN, with and without warmup).
 
 Every variant is `leeml.seq2seq`'s model, data, optimizer (`leeml.optim.make_optimizer`)
 and train step (`seq2seq.make_train_step`: teacher forcing, per-token loss over real
-tokens), but the seeds of a variant are vmapped through one jitted `lax.scan` over the
-steps (as lectures 10-11 do) instead of running the checkpointed loop once per seed: 21
-short runs would spend most of their time compiling and dispatching steps. Batches are a
-function of (seed, step); each seed has its own init, batch order and dropout keys, and
-the data (task.seed) is shared. Evaluation: greedy decoding of the test split per seed
-(`seq2seq.evaluate`).
+tokens), trained by the population engine (`leeml.population`, `seq2seq.program`): the
+seeds of a variant are members of one population (one compile for all of them), and
+variants whose configs differ only in traced hyperparameters (`seq2seq.traced_defaults`:
+post-LN with and without warmup) share it too. Member i computes what
+`seq2seq.train_and_evaluate` with its seed computes: its own init, (seed, epoch) batch
+order (the core's sampler) and dropout keys; the data (task.seed) is shared. A member
+whose loss or gradients become NaN/inf is frozen there (its final loss counts as inf).
+Evaluation: greedy decoding of the test split per seed (`seq2seq.evaluate_states`).
 """
 
 import math
 import os
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from leeml import claims, optim, parallel, plotting, seq2seq, timing
+from leeml import claims, plotting, population, seq2seq, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
-from leeml.train_state import TrainState
 
 NAME = "lec13_transformer_ablations"
 TITLE = "Lecture 13: Transformer ablations (positions, residual, pre/post-LN and warmup)"
@@ -50,46 +49,56 @@ def variant_config(config, name: str):
   return seq2seq.run_config(config.train, **_flatten(config.variants[name].to_dict()))
 
 
-def train_variant(cfg, seeds) -> dict:
-  """Trains `cfg` once per seed, seeds vmapped in one jitted scan; evaluates each.
+def _static_key(cfg) -> str:
+  """The config with its traced hyperparameters blanked: equal keys share a compile."""
+  c = seq2seq.run_config(cfg)
+  for k in seq2seq.traced_defaults(cfg):
+    section = c.schedule if k == "warmup_steps" else c.optimizer
+    section[k] = 0
+  return c.to_json(sort_keys=True)
 
-  Returns {'loss': [S, steps] train loss, 'exact_match': [S], 'token_accuracy': [S],
-  'seconds': wall time}.
+
+def program_groups(config) -> list[list[str]]:
+  """The variants in groups that train as one population (configs equal up to traced
+  hyperparameters), in the order of `config.variants`."""
+  groups: dict[str, list[str]] = {}
+  for name in config.variants:
+    groups.setdefault(_static_key(variant_config(config, name)), []).append(name)
+  return list(groups.values())
+
+
+def run_group(config, names, seeds) -> dict:
+  """Trains the variants `names` (one `program_groups` group) x `seeds` as one population
+  and evaluates every member on the test split.
+
+  Returns {name: {'loss': [S, steps] train loss (NaN after a non-finite step),
+  'exact_match': [S], 'token_accuracy': [S], 'seconds': the group's wall time times
+  this variant's share of its members}}.
   """
   t0 = time.perf_counter()
+  cfgs = {n: variant_config(config, n) for n in names}
+  cfg = cfgs[names[0]]
   seq2seq.validate(cfg)
   corpus = seq2seq.load_task(cfg.task)
   model = seq2seq.make_model(cfg.model, corpus)
-  tx = optim.make_optimizer(cfg.optimizer, cfg.schedule, cfg.num_train_steps)
-  step = seq2seq.make_train_step(model, tx, label_smoothing=cfg.loss.label_smoothing)
-  src, tgt = jnp.asarray(corpus.train.sources), jnp.asarray(corpus.train.targets)
-  n, batch, num_steps = src.shape[0], cfg.batch_size, cfg.num_train_steps
-
-  def one_seed(seed):
-    init_key, batch_key, train_key = jax.random.split(jax.random.PRNGKey(seed), 3)
-    state = TrainState.create(model.init(init_key, src[:1], tgt[:1]), tx)
-
-    def body(state, t):
-      idx = jax.random.randint(jax.random.fold_in(batch_key, t), (batch,), 0, n)
-      state, metrics = step(state, {"inputs": src[idx], "targets": tgt[idx]}, train_key)
-      return state, metrics["train_loss"]
-
-    state, losses = jax.lax.scan(body, state, jnp.arange(num_steps))
-    return state.params, losses
-
+  program = seq2seq.program(cfg, corpus, model)
+  members = [population.Member(int(s), seq2seq.traced_defaults(cfgs[n]), n)
+             for n in names for s in seeds]
   with timing.phase("train"):
-    params, losses = jax.block_until_ready(jax.jit(jax.vmap(one_seed))(jnp.asarray(seeds)))
-  mesh = parallel.make_mesh()
-  eval_step = jax.jit(seq2seq.make_eval_step(model))
-  em, tok = [], []
-  for i in range(len(seeds)):
-    p = jax.tree.map(lambda x, i=i: x[i], params)
-    with timing.phase("eval"):
-      r = seq2seq.evaluate(model, p, corpus.test, corpus, cfg.eval_batch_size, mesh, eval_step)
-    em.append(r["exact_match"])
-    tok.append(r["token_accuracy"])
-  return {"loss": np.asarray(losses), "exact_match": np.array(em),
-          "token_accuracy": np.array(tok), "seconds": time.perf_counter() - t0}
+    result = population.run(program, members, num_steps=cfg.num_train_steps,
+                            progress=False, desc=f"lec13 {'+'.join(names)}")
+  _, loss = result.curves("train_loss")
+  with timing.phase("eval"):
+    test = seq2seq.evaluate_states(model, result.states, corpus.test, cfg.eval_batch_size)
+  share = (time.perf_counter() - t0) / len(names)
+  out = {}
+  for n in names:
+    rows = [i for i, m in enumerate(members) if m.arm == n]
+    out[n] = {"loss": loss[rows],
+              "exact_match": np.array([test[i]["exact_match"] for i in rows]),
+              "token_accuracy": np.array([test[i]["token_accuracy"] for i in rows]),
+              "seconds": share}
+  return out
 
 
 def final_loss(loss: np.ndarray, fraction: float) -> np.ndarray:
@@ -102,10 +111,11 @@ def final_loss(loss: np.ndarray, fraction: float) -> np.ndarray:
 
 def run_all(config) -> dict:
   out = {}
-  for name in tqdm(list(config.variants), desc="lec13 variants", unit="variant"):
-    out[name] = train_variant(variant_config(config, name), config.seeds)
-    out[name]["final_loss"] = final_loss(out[name]["loss"], config.final_fraction)
-  return out
+  for names in tqdm(program_groups(config), desc="lec13 variant groups", unit="group"):
+    out.update(run_group(config, names, config.seeds))
+  for r in out.values():
+    r["final_loss"] = final_loss(r["loss"], config.final_fraction)
+  return {n: out[n] for n in config.variants}
 
 
 # ----------------------------------------------------------------------------- claims
@@ -245,8 +255,13 @@ def run(config, workdir: str) -> Section:
   section.notes = [
       f"Task: reverse, lengths {t.task.min_len}-{t.task.max_len} over "
       f"{t.task.num_symbols} symbols, {t.task.num_train} training / {t.task.num_test} test "
-      "sequences; teacher forcing, no label smoothing, no dropout; batches drawn "
-      "uniformly with replacement per (seed, step).",
+      "sequences; teacher forcing, no label smoothing, no dropout; batches: the core's "
+      "sampler, a permutation per (seed, epoch) (before the population engine: drawn "
+      "uniformly with replacement per (seed, step)).",
+      "Training: the population engine (leeml.population), the seeds of a variant as "
+      "members of one compiled step; post-LN with and without warmup share one "
+      "(warmup_steps traced). Wall s: a shared run's time split evenly between its "
+      "variants.",
       "Why reverse collapses without positions: the encoder without positional encoding "
       "is permutation-equivariant, so its outputs (and the cross-attention over them) "
       "are the same for every order of the source tokens; the decoder can still count "

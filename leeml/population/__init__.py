@@ -68,6 +68,7 @@ split), `mean_by_setting`, and `Result.curves` (metric vs step arrays for plots)
 running the same Program object again does not recompile.
 """
 
+from leeml.population.columns import own_column, seed_columns
 from leeml.population.core import TRACED_HPARAMS, program_from_config, run_config
 from leeml.population.engine import read_records, run
 from leeml.population.members import (STRATEGIES, Member, Program, Result, default_strategy,
@@ -75,4 +76,4 @@ from leeml.population.members import (STRATEGIES, Member, Program, Result, defau
 
 __all__ = ["STRATEGIES", "TRACED_HPARAMS", "Member", "Program", "Result", "default_strategy",
            "grid", "mean_by_setting", "program_from_config", "read_records", "run",
-           "run_config", "select_best"]
+           "run_config", "select_best", "seed_columns", "own_column"]
