@@ -56,9 +56,13 @@ def get_config(scale: str | None = None):
   c.dataset = (ml_collections.ConfigDict(dict(name="mnist")) if scale == "full" else
                ml_collections.ConfigDict(dict(name="digits", image_size=c.image_size)))
   c.seeds = {"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)}[scale]
-  c.data_seed = 1000            # + seed: the (seed, step) order of the real batches
+  # The trivial baselines' noise. (The real batches are the core's (seed, step) order of
+  # the population member's seed; before the GANs moved onto leeml.population they were
+  # ordered by data_seed + seed.)
+  c.data_seed = 1000
+  c.strategy = ""               # population strategy; '' = population.default_strategy
   c.batch_size = {"smoke": 16, "cpu": 64, "full": 64}[scale]
-  c.checkpoint = True           # train in workdir/runs/<tag>_seed<s>_<hash>; reruns resume
+  c.checkpoint = True           # train in workdir/runs/<tag>_seed<seeds>_<hash>; reruns resume
   # Sizes of the evaluated sets: FD on fd_samples (= the test split's size), histogram,
   # IS and the conditional accuracy on histogram_samples (each digit requested equally).
   c.fd_samples = {"smoke": 50, "cpu": 300, "full": 10_000}[scale]

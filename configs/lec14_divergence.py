@@ -50,6 +50,7 @@ def get_config(scale: str | None = None):
   c.b1, c.b2 = 0.5, 0.9          # Adam as in Gulrajani et al. (2017)
   c.gp_weight = 10.0
   c.eval_samples = 8192
+  c.strategy = ""            # population strategy; '' = population.default_strategy
 
   c.thresholds = ml_collections.ConfigDict(dict(
       # 1: at every disjoint θ (θ ≥ w) the mean JS estimate ≥ this fraction of log 2.

@@ -7,11 +7,21 @@ import numpy as np
 import optax
 import pytest
 
-from leeml import checkpoint
+from leeml import checkpoint, parallel
 from leeml.gan import conv, init_gan_state, jit_gan_step, make_gan_step, mixtures, models
 from leeml.gan.step import split_real
 
 LATENT = 4
+
+
+def _init(g, d, g_tx, d_tx, sample):
+  """The initial state, by one jitted init placed on the mesh like `jit_gan_step`'s outputs
+  (one compile instead of many eager ops; the step then sees the same input types on every
+  call and compiles once)."""
+  rep = parallel.replicated(parallel.make_mesh())
+  return jax.jit(lambda key: init_gan_state(g, d, g_tx, d_tx, key, latent_dim=LATENT,
+                                            sample=sample), out_shardings=rep)(
+      jax.random.PRNGKey(0))
 
 
 def _setup(loss="non_saturating", critic_steps=2, weight_param="standard"):
@@ -19,10 +29,10 @@ def _setup(loss="non_saturating", critic_steps=2, weight_param="standard"):
   d = models.MLPCritic(depth=1, width=8, weight_param=weight_param)
   g_tx, d_tx = optax.adam(1e-3), optax.adam(1e-3)
   centers, std = mixtures.mixture("ring8")
-  real = mixtures.sample(jax.random.PRNGKey(5), critic_steps * 16, centers, std)
-  real = real.reshape(critic_steps, 16, 2)
-  state = init_gan_state(g, d, g_tx, d_tx, jax.random.PRNGKey(0), latent_dim=LATENT,
-                         sample=real[0])
+  rng = np.random.default_rng(5)
+  real = (centers[rng.integers(0, len(centers), (critic_steps, 16))]
+          + std * rng.standard_normal((critic_steps, 16, 2))).astype(np.float32)
+  state = _init(g, d, g_tx, d_tx, real[0])
   step = make_gan_step(g, d, g_tx, d_tx, loss=loss, latent_dim=LATENT)
   return state, step, real
 
@@ -94,12 +104,10 @@ def _setup_conditional(loss="hinge", critic_steps=2, weight_param="spectral_norm
   g = conv.ConvGenerator(image_size=4, channels=(4,), num_classes=3, embed_dim=2)
   d = conv.ConvCritic(channels=(4,), num_classes=3, weight_param=weight_param)
   g_tx, d_tx = optax.adam(1e-2), optax.adam(1e-2)
-  key_x, key_y = jax.random.split(jax.random.PRNGKey(5))
-  real = {"images": jax.random.uniform(key_x, (critic_steps, 8, 4, 4, 1)),
-          "labels": jax.random.randint(key_y, (critic_steps, 8), 0, 3)}
-  sample = jax.tree.map(lambda a: a[0], real)
-  state = init_gan_state(g, d, g_tx, d_tx, jax.random.PRNGKey(0), latent_dim=LATENT,
-                         sample=sample)
+  rng = np.random.default_rng(5)
+  real = {"images": rng.uniform(size=(critic_steps, 8, 4, 4, 1)).astype(np.float32),
+          "labels": rng.integers(0, 3, (critic_steps, 8)).astype(np.int32)}
+  state = _init(g, d, g_tx, d_tx, jax.tree.map(lambda a: a[0], real))
   step = make_gan_step(g, d, g_tx, d_tx, loss=loss, latent_dim=LATENT)
   return state, step, real, g, d
 

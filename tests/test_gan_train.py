@@ -1,5 +1,5 @@
 """The GAN trainer: its config and optimizers, and its history through a resume; the seed
-decides the run. Resume after kill -9, the NaN stop and 8 devices == 1 are
+decides the run; the population form's member == the train_gan run of its seed. Resume after kill -9, the NaN stop and 8 devices == 1 are
 tests/test_trainers.py's, for every trainer."""
 
 import json
@@ -9,9 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from leeml import config as config_lib
+from leeml import config as config_lib, data, population
 from leeml.gan import mixtures, models
-from leeml.gan.train import gan_config, make_gan_optimizers, train_gan
+from leeml.gan.train import gan_config, make_gan_optimizers, real_batch_of, train_gan
+from leeml.gan.train import program as gan_program
 from leeml.metric_writers import read_jsonl
 
 BATCH = 16
@@ -110,3 +111,29 @@ def test_history_reads_back_through_a_resume_and_the_seed_decides(tmp_path, quic
   other_state, _ = train_gan(other, None, **parts)
   for a, b in zip(_leaves(full.g_params), _leaves(other_state.g_params), strict=True):
     assert not np.allclose(a, b)
+
+
+def test_program_member_is_the_train_gan_run_of_its_seed(quick_compiles):
+  # The population form (leeml.gan.train.program) computes, for member `seed`, what
+  # train_gan computes with config.seed = seed on the same rows of the same split.
+  config = tiny_gan_config(num_train_steps=3, seed=1)
+  parts = gan_parts(config)
+  centers, std = mixtures.mixture("ring8")
+  rng = np.random.default_rng(0)
+  x = (centers[rng.integers(0, 8, 40)] + std * rng.standard_normal((40, 2))).astype(np.float32)
+  split = data.ArraySplit(x, np.zeros(40, np.int32))
+  program = gan_program(config, generator=parts["generator"], critic=parts["critic"],
+                        train=split, batch_size=BATCH)
+  assert program.batch_size == config.critic_steps * BATCH
+  result = population.run(program, population.grid([0, 1]), num_steps=3, progress=False)
+  real_batch = real_batch_of(split, config, BATCH, seed=1)
+  state, _ = train_gan(config, None, generator=parts["generator"], critic=parts["critic"],
+                       real_batch=real_batch, init_sample=real_batch(0)[0])
+  assert int(result.states[1].step) == int(state.step) == 3
+  for a, b in zip(_leaves(result.states[1]), _leaves(state), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # Members differ by seed; the program's config is validated like train_gan's.
+  assert not np.allclose(_leaves(result.states[0].g_params)[0], _leaves(state.g_params)[0])
+  with pytest.raises(config_lib.ConfigError, match="exceeds the 40 training examples"):
+    gan_program(config, generator=parts["generator"], critic=parts["critic"], train=split,
+                batch_size=32)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import lec14_divergence as config_lib
-from leeml import claims
+from leeml import claims, population
 from leeml.gan.models import MLPCritic
 from leeml.lectures import lec14_divergence as lec
 
@@ -31,8 +31,8 @@ def test_minimax_gradient_matches_its_boundary_formula(quick_compiles):
   config.train_steps = 50
   config.eval_samples = 200_000
   thetas = jnp.asarray(config.thetas, jnp.float32)
-  keys = jax.random.split(jax.random.PRNGKey(0), len(config.thetas))[None]
-  params = lec.make_trainer(config, "minimax")(keys, thetas)
+  params = lec.train_critics(config, "minimax")   # the population: seeds × θ
+  assert jax.tree.leaves(params)[0].shape[:2] == (len(config.seeds), len(config.thetas))
   out = lec.make_measure(config)(params, params, jax.random.PRNGKey(1), thetas)
   critic = MLPCritic(**dict(config.critic))
   w = config.width
@@ -42,6 +42,21 @@ def test_minimax_gradient_matches_its_boundary_formula(quick_compiles):
     log1m_d = -np.asarray(jax.nn.softplus(ends), np.float64)
     expect = (log1m_d[0] - log1m_d[1]) / w
     assert float(out["dgrad_minimax"][0, i]) == pytest.approx(expect, rel=0.02, abs=1e-4)
+
+
+def test_critic_member_is_the_single_run_of_its_seed_and_theta(quick_compiles):
+  # Member (seed, θ) of the population == the same critic trained alone; θ is traced.
+  config = config_lib.get_config("smoke")
+  config.train_steps, config.seeds = 5, (0, 1)
+  program = lec.critic_program(config, "wgan_gp")
+  both = lec.train_critics(config, "wgan_gp", program)
+  alone = population.run(program, [population.Member(1, {"theta": config.thetas[1]})],
+                         num_steps=config.train_steps, progress=False).params(0)
+  for a, b in zip(jax.tree.leaves(both), jax.tree.leaves(alone), strict=True):
+    np.testing.assert_allclose(a[1, 1], b, rtol=1e-6, atol=1e-7)
+  # Another θ, another critic (the head's bias gets no gradient from the WGAN-GP loss).
+  assert not all(np.allclose(a[1, 0], b) for a, b in zip(jax.tree.leaves(both),
+                                                         jax.tree.leaves(alone)))
 
 
 def test_lec14_divergence_runs_end_to_end_and_judges_its_claims(tmp_path, quick_compiles):

@@ -1,5 +1,5 @@
-"""Lecture 14 (mode collapse): the run configs, the best-variant rule, and the experiment
-end to end at smoke scale (a rerun reuses the finished runs)."""
+"""Lecture 14 (mode collapse): the run configs, the real-data pool, the best-variant rule,
+and the experiment end to end at smoke scale (a rerun reuses the finished runs)."""
 
 import pytest
 import os
@@ -19,9 +19,22 @@ def test_run_config_takes_the_variant_fields():
   assert c.num_train_steps == config.variants.wgan_gp.num_train_steps["grid25"]
   assert c.num_train_steps // c.eval_every_steps == config.snapshots
   assert c.d_optimizer.learning_rate == config.variants.wgan_gp.learning_rate
-  assert c.checkpoint_every_steps == c.num_train_steps
+  assert c.checkpoint_every_steps == c.eval_every_steps   # snapshots restored from these
+  assert lec.eval_steps(c)[-1] == c.num_train_steps and c.keep_checkpoints == config.snapshots
   assert config.thresholds.ring8_best_modes == 7.5
   assert config.thresholds.grid25_best_modes == 23.0
+
+
+def test_real_pool_is_the_scaled_mixture():
+  config = config_lib.get_config("smoke")
+  pool = lec.real_pool(config, "grid25")
+  centers, std = mixtures.mixture("grid25")
+  assert pool.inputs.shape == (config.pool_size, 2) and pool.inputs.dtype == np.float32
+  x = pool.inputs * lec.data_scale(config, "grid25")
+  # Every point lies near the center it was drawn from; all 25 modes are present.
+  np.testing.assert_array_less(np.linalg.norm(x - centers[pool.targets], axis=1), 6 * std)
+  assert set(pool.targets.tolist()) == set(range(25))
+  np.testing.assert_array_equal(lec.real_pool(config, "grid25").inputs, pool.inputs)
 
 
 def test_best_variant_and_final_values():
@@ -56,11 +69,12 @@ def test_lec14_mode_collapse_runs_end_to_end(tmp_path, quick_compiles):
   assert [(row[0], row[1]) for row in rows] == [
       (m, v) for m in config.mixtures for v in config.variants]
   # The recorded metrics are those of the saved samples (recomputed here).
-  runs = sorted(os.listdir(tmp_path / "runs"))
-  assert len(runs) == len(config.mixtures) * len(config.variants) * len(config.seeds)
+  runs = sorted(os.listdir(tmp_path / "runs"))   # one population per (mixture, variant)
+  assert len(runs) == len(config.mixtures) * len(config.variants)
   run = next(d for d in runs if d.startswith("ring8_vanilla"))
   samples = np.load(tmp_path / "runs" / run / "samples_0000020.npy")
-  assert samples.shape == (config.eval_samples, 2)
+  assert samples.shape == (len(config.seeds), config.eval_samples, 2)
+  samples = samples[0]
   centers, std = mixtures.mixture("ring8")
   v = next(v for v in section.verdicts if v.claim.id.endswith("ring8"))
   assert v.numbers["vanilla: modes covered (of 8)"].values == (

@@ -1,4 +1,5 @@
-"""`train_gan(config, workdir, ...)`: the GAN training loop (lecture 14).
+"""`train_gan(config, workdir, ...)`: the GAN training loop (lecture 14); `program(...)`:
+the same GAN as a `leeml.population` Program (many seeds on one compile).
 
 The GAN counterpart of `leeml.train.train_and_evaluate`, on the same loop
 (`leeml.loop.run_loop`): the state is built from `config.seed` and replicated over a
@@ -35,6 +36,17 @@ Config fields (an `ml_collections.ConfigDict`; `gan_config()` lists them with de
   checkpoint_every_steps,   `evaluate(state, step)` (0: only at the end), orbax saves
   keep_checkpoints,         (also at the end), how many the manager keeps, tqdm bar
   progress_bar
+
+`program(config, generator=, critic=, train=, batch_size=)` is the population form (the
+lectures' path: the seeds of one GAN train on one compile, `population.run`): the state is
+the `GANState`, the step is `make_gan_step`'s, and the real batches are the core's: step t
+reads rows `data.train_indices(t, k·B, N, seed)` of the in-memory split `train` (the
+member's (seed, epoch) permutations), reshaped to (k, B, ...); `train.inputs` are the
+images, `train.targets` the labels of a conditional GAN. Member `seed` computes what
+`train_gan` with `config.seed = seed` computes when its `real_batch(step)` reads the same
+rows (`real_batch_of` builds that function; tests/test_gan_train.py checks the equality).
+The config's loop fields (log/eval/checkpoint periods) are not read by `program`: they
+are `population.run`'s arguments.
 """
 
 from typing import Any, Callable
@@ -45,7 +57,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from leeml import config as config_lib, loop, parallel
+from leeml import config as config_lib, data, loop, parallel, population
 from leeml.gan import losses as gan_losses
 from leeml.gan.step import GANState, init_gan_state, jit_gan_step, make_gan_step
 
@@ -186,3 +198,57 @@ def train_gan(config, workdir: str | None, *, generator, critic,
       state=state, step_fn=step_fn, config=config, workdir=workdir, evaluate=evaluate,
       per_step_records=False, log_extra=_learning_rates, keep_history=True,
       desc=f"gan {config.loss}", postfix=("train_d_loss", "train_g_loss"))
+
+
+def real_batch_of(train: data.ArraySplit, config, batch_size: int, seed: int,
+                  conditional: bool = False) -> Callable[[int], Any]:
+  """`real_batch(step)` for `train_gan` reading what a `program` member of `seed` reads:
+  rows `data.train_indices(step, k·B, N, seed)` of `train`, as (k, B, ...)."""
+  k = config.critic_steps
+
+  def real_batch(step: int):
+    idx = data.train_indices(step, k * batch_size, len(train), seed)
+    return _as_real(train.get_batch(idx), k, batch_size, conditional)
+  return real_batch
+
+
+def _as_real(batch, k: int, batch_size: int, conditional: bool):
+  """A (k·B, ...) batch {"inputs", "targets"} as `make_gan_step`'s real (k, B, ...)."""
+  images = batch["inputs"].reshape((k, batch_size) + batch["inputs"].shape[1:])
+  if conditional:
+    return {"images": images, "labels": batch["targets"].reshape(k, batch_size)}
+  return images
+
+
+def program(config, *, generator, critic, train: data.ArraySplit, batch_size: int,
+            conditional: bool = False, family: str = "") -> population.Program:
+  """The GAN of `config` as a population Program (see the module docstring).
+
+  One population step is one `train_gan` step: `config.critic_steps` critic updates on
+  k = critic_steps real batches of `batch_size`, then one generator update. Members freeze
+  at a step whose loss or gradient is NaN/inf (the step's `nonfinite` metric). `family`:
+  `population.default_strategy`'s hint ('mlp', 'cnn').
+  """
+  validate_gan_config(config)
+  k = config.critic_steps
+  if k * batch_size > len(train):
+    raise config_lib.ConfigError(
+        f"config.critic_steps × batch = {k * batch_size} exceeds the {len(train)} training "
+        "examples")
+  g_tx, d_tx = make_gan_optimizers(config)
+  gan_step = make_gan_step(generator, critic, g_tx, d_tx, loss=config.loss,
+                           latent_dim=config.latent_dim, gp_weight=config.gp_weight,
+                           clip_value=config.clip_value)
+  first = {"inputs": train.inputs[:k * batch_size], "targets": train.targets[:k * batch_size]}
+  sample = jax.tree.map(lambda a: a[0], _as_real(first, k, batch_size, conditional))
+
+  def init(key):
+    return init_gan_state(generator, critic, g_tx, d_tx, key, latent_dim=config.latent_dim,
+                          sample=sample)
+
+  def train_step(state, batch, rng, hparams):
+    del hparams
+    return gan_step(state, _as_real(batch, k, batch_size, conditional), rng)
+
+  return population.Program(init=init, train_step=train_step, train=train,
+                            batch_size=k * batch_size, family=family)

@@ -1,7 +1,8 @@
 """Lecture 14 (GAN): a DCGAN-style GAN and a conditional GAN on the embedded digits, judged
 by an in-project classifier (Fréchet distance on its features, class histogram, IS).
 
-Per seed, `leeml.gan.train.train_gan` trains an unconditional `ConvGenerator` /
+The seeds of each GAN train as one population (`leeml.population.run` of
+`leeml.gan.train.program`, one compile): an unconditional `ConvGenerator` /
 `ConvCritic` pair and a conditional one (label embedding in G, projection critic) on the
 digits' train split. A digit classifier (the lecture-9 CNN, `leeml.gan.evaluation`) is
 trained once on the same split; it scores the generated samples, real held-out digits
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leeml import claims, data, datasets, plotting
+from leeml import claims, data, datasets, plotting, population, timing
 from leeml.gan import conv, evaluation
 from leeml.gan import train as gan_train
 from leeml.lectures import Experiment, Figure, Section, Table, register, run_dir
@@ -40,16 +41,9 @@ def build_models(config, conditional: bool):
   return g, d
 
 
-def real_batches(images, labels, config, seed: int, conditional: bool):
-  """`real_batch(step)` for train_gan: (k, B, ...) rows of the data's (seed, step) order."""
-  k, b = config.gan.critic_steps, config.batch_size
-
-  def real_batch(step: int):
-    idx = data.train_indices(step, k * b, len(images), seed).reshape(k, b)
-    if conditional:
-      return {"images": images[idx], "labels": labels[idx]}
-    return images[idx]
-  return real_batch
+def train_split(train_x, train_y) -> data.ArraySplit:
+  """The GAN's training split: images as inputs, labels as targets (conditional GAN)."""
+  return data.ArraySplit(np.asarray(train_x, np.float32), np.asarray(train_y, np.int32))
 
 
 def generate(generator, g_params, key, n: int, latent_dim: int, labels=None) -> np.ndarray:
@@ -59,24 +53,34 @@ def generate(generator, g_params, key, n: int, latent_dim: int, labels=None) -> 
   return np.asarray(jax.jit(generator.apply)({"params": g_params}, z, *args))
 
 
-def train_one(config, workdir: str, seed: int, conditional: bool, train_x, train_y):
-  """Trains one GAN (resumable in its run directory); returns (generator, g_params, s)."""
+def train_gans(config, workdir: str, conditional: bool, train_x, train_y):
+  """Trains the GAN of every seed as one population (one compile; resumable in its run
+  directory); returns (generator, [g_params per seed], seconds, non-finite steps)."""
   g, d = build_models(config, conditional)
   gcfg = config.gan.copy_and_resolve_references()
-  gcfg.seed = seed
-  real_batch = real_batches(train_x, train_y, config, config.data_seed + seed, conditional)
-  sample = jax.tree.map(lambda a: a[0], real_batch(0))
+  program = gan_train.program(gcfg, generator=g, critic=d,
+                              train=train_split(train_x, train_y),
+                              batch_size=config.batch_size, conditional=conditional,
+                              family="cnn")
   tag = "conditional" if conditional else "unconditional"
   run_config = gcfg.copy_and_resolve_references()
   run_config.unlock()
+  del run_config["seed"]   # the members' seeds (run_dir names the directory by them)
+  run_config.seed = "-".join(str(s) for s in config.seeds)
   run_config.models = dict(generator=dict(config.generator), critic=dict(config.critic),
                            image_size=config.image_size, dataset=dict(config.dataset),
-                           batch_size=config.batch_size, data_seed=config.data_seed)
+                           batch_size=config.batch_size, strategy=config.strategy)
   path = run_dir(workdir, tag, run_config) if config.checkpoint else None
   t0 = time.perf_counter()
-  state, _ = gan_train.train_gan(gcfg, path, generator=g, critic=d, real_batch=real_batch,
-                                 init_sample=sample)
-  return g, state.g_params, time.perf_counter() - t0
+  with timing.phase("train"):
+    result = population.run(
+        program, population.grid(config.seeds, arm=tag), num_steps=gcfg.num_train_steps,
+        workdir=path, strategy=config.strategy or None,
+        checkpoint_every=gcfg.checkpoint_every_steps, keep_checkpoints=gcfg.keep_checkpoints,
+        progress=gcfg.progress_bar, desc=f"lec14_digits {tag}")
+  seconds = time.perf_counter() - t0
+  return (g, [st.g_params for st in result.states], seconds,
+          {config.seeds[i]: s for i, s in result.nonfinite_steps.items()})
 
 
 def baselines(train_x, n: int, key) -> dict[str, np.ndarray]:
@@ -95,11 +99,28 @@ def baselines(train_x, n: int, key) -> dict[str, np.ndarray]:
 def measure(config, workdir: str) -> dict:
   train_x, train_y, test_x, test_y = load_digits(config)
   t0 = time.perf_counter()
-  clf = evaluation.train_classifier(train_x, train_y, config.classifier)
+  with timing.phase("train"):
+    clf = evaluation.train_classifier(train_x, train_y, config.classifier)
   r = {"classifier_seconds": time.perf_counter() - t0,
        "classifier_test_accuracy": clf.accuracy(test_x, test_y),
        "classifier_train_accuracy": clf.accuracy(train_x, train_y)}
-  f_train = clf.features(train_x)
+  with timing.phase("eval"):
+    f_train = clf.features(train_x)
+    r.update(_references(config, clf, f_train, train_x, test_x))
+  g, g_params, secs, r["nonfinite"] = train_gans(config, workdir, False, train_x, train_y)
+  gc, gc_params, cond_secs, r["cond_nonfinite"] = train_gans(config, workdir, True, train_x,
+                                                             train_y)
+  with timing.phase("eval"):
+    r.update(_score(config, clf, f_train, (g, g_params), (gc, gc_params)))
+  r["seconds"], r["cond_seconds"] = secs, cond_secs
+  r["real_grid"] = train_x[:100]
+  return r
+
+
+def _references(config, clf, f_train, train_x, test_x) -> dict:
+  """The classifier's scores of the real test digits and of the trivial baselines
+  (`f_train`: the classifier's features of the train split)."""
+  r = {}
   n = config.fd_samples
   fd = lambda imgs: evaluation.feature_frechet_distance(clf.features(imgs[:n]), f_train)
   r["fd_real_test"] = fd(test_x)
@@ -107,27 +128,31 @@ def measure(config, workdir: str) -> dict:
   r["shares_real_test"] = evaluation.class_histogram(clf.predict(test_x))
   r["fd_baselines"] = {name: fd(x) for name, x in
                        baselines(train_x, n, jax.random.PRNGKey(config.data_seed)).items()}
-  m = config.histogram_samples
+  return r
+
+
+def _score(config, clf, f_train, uncond, cond) -> dict:
+  """Per seed: FD, IS, class shares of the unconditional GAN; accuracy, FD, IS and the
+  confusion of the conditional one (evaluation noise from 10,000 + seed)."""
+  (g, g_params), (gc, gc_params) = uncond, cond
+  r = {}
+  n, m = config.fd_samples, config.histogram_samples
+  fd = lambda imgs: evaluation.feature_frechet_distance(clf.features(imgs[:n]), f_train)
   requested = np.arange(m) % NUM_CLASSES
   per_seed = {k: [] for k in ("fd", "is", "shares", "cond_acc", "cond_fd", "cond_is",
-                              "seconds", "cond_seconds", "cond_confusion")}
-  r["samples"] = {}
-  for seed in config.seeds:
+                              "cond_confusion")}
+  for i, seed in enumerate(config.seeds):
     key = jax.random.PRNGKey(10_000 + seed)   # evaluation noise, not training noise
-    g, gp, secs = train_one(config, workdir, seed, False, train_x, train_y)
-    x = generate(g, gp, key, m, config.gan.latent_dim)
+    x = generate(g, g_params[i], key, m, config.gan.latent_dim)
     pred = clf.predict(x)
     per_seed["fd"].append(fd(x))
     per_seed["is"].append(evaluation.inception_score(clf.probabilities(x)))
     per_seed["shares"].append(evaluation.class_histogram(pred))
-    per_seed["seconds"].append(secs)
-    g, gp, secs = train_one(config, workdir, seed, True, train_x, train_y)
-    xc = generate(g, gp, key, m, config.gan.latent_dim, requested)
+    xc = generate(gc, gc_params[i], key, m, config.gan.latent_dim, requested)
     pred_c = clf.predict(xc)
     per_seed["cond_acc"].append(float(np.mean(pred_c == requested)))
     per_seed["cond_fd"].append(fd(xc))
     per_seed["cond_is"].append(evaluation.inception_score(clf.probabilities(xc)))
-    per_seed["cond_seconds"].append(secs)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES))
     np.add.at(confusion, (requested, pred_c), 1.0)
     per_seed["cond_confusion"].append(confusion / confusion.sum(1, keepdims=True))
@@ -135,7 +160,6 @@ def measure(config, workdir: str) -> dict:
       r["samples"] = {"unconditional": x[:100], "conditional": xc[:100],
                       "conditional_requested": requested[:100]}
   r.update({k: np.asarray(v) for k, v in per_seed.items()})
-  r["real_grid"] = train_x[:100]
   return r
 
 
@@ -320,10 +344,16 @@ def run(config, workdir: str) -> Section:
       f"generator {dict(config.generator)}, critic {dict(config.critic)}; images "
       f"{config.image_size}x{config.image_size}. Conditional samples take the real batch's "
       "labels during training (leeml.gan.step).",
-      "Training seconds per seed: unconditional " + ", ".join(
-          f"{s:.0f}" for s in r["seconds"]) + "; conditional " + ", ".join(
-          f"{s:.0f}" for s in r["cond_seconds"]) + " (0-ish when a finished run is reused).",
+      f"Training seconds (the {len(config.seeds)} seeds of a GAN as one population, one "
+      f"compile): unconditional {r['seconds']:.0f}, conditional {r['cond_seconds']:.0f} "
+      "(0-ish when a finished run is reused).",
   ]
+  frozen = [f"{kind} seed {seed} (step {step})" for kind, key in
+            (("unconditional", "nonfinite"), ("conditional", "cond_nonfinite"))
+            for seed, step in r[key].items()]
+  if frozen:
+    section.notes.append("GANs whose loss or gradient went NaN/inf, scored with their last "
+                         "finite state: " + "; ".join(frozen) + ".")
   section.seconds = time.perf_counter() - t0
   return section
 

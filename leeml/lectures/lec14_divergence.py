@@ -4,8 +4,8 @@ P_r = U[-w/2, w/2], P_θ = U[θ - w/2, θ + w/2] (G_θ(z) = z + θ). For each θ
 critic is trained to near-optimality with G frozen, with the minimax (JS) loss and with
 the WGAN-GP loss; then JS and W estimates and |∂L_G/∂θ| for the minimax, non-saturating
 and WGAN generator losses are measured on held-out samples (see configs/lec14_divergence.py
-for the closed forms and the thresholds). One jitted scan trains all (seed, θ) critics of
-a loss at once (vmapped).
+for the closed forms and the thresholds). The (seed, θ) critics of a loss train as one population
+(`leeml.population`, θ a traced hyperparameter: one compile per loss).
 """
 
 import math
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from leeml import claims, plotting
+from leeml import claims, data, plotting, population, timing
 from leeml.gan import losses as gan_losses
 from leeml.gan.models import MLPCritic
 from leeml.lectures import Experiment, Figure, Section, Table, register
@@ -32,8 +32,16 @@ def _uniform(key, n, center, width):
   return center + width * (jax.random.uniform(key, (n, 1)) - 0.5)
 
 
-def make_trainer(config, loss: str):
-  """Returns jitted `train(keys (S, T, 2), thetas (T,)) -> critic params`, all vmapped."""
+def critic_program(config, loss: str) -> population.Program:
+  """The critic of `loss` trained with the generator frozen, as a population Program:
+  members are (seed, θ) with θ traced (one compile for every seed and θ), state
+  {"params", "opt_state", "step"}.
+
+  The samples are drawn in the step from fold_in(member key, step), fresh every step, not
+  read from a training split: P_r and P_θ are known continuous distributions and the claims
+  compare against their closed forms, so the critic must see them, not a finite sample of
+  them (the engine's batch, one row of a 1-row placeholder split, is ignored).
+  """
   critic = MLPCritic(**dict(config.critic))
   spec = gan_losses.get_gan_loss(loss)
   tx = optax.adam(config.learning_rate, b1=config.b1, b2=config.b2)
@@ -49,19 +57,37 @@ def make_trainer(config, loss: str):
           lambda x: critic.apply({"params": params}, x), real, fake, kgp)
     return value
 
-  def train_one(key, theta):
-    k_init, k_train = jax.random.split(key)
-    params = critic.init(k_init, jnp.zeros((1, 1)))["params"]
+  def init(key):
+    params = critic.init(key, jnp.zeros((1, 1)))["params"]
+    return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
-    def step(carry, k):
-      p, s = carry
-      updates, s = tx.update(jax.grad(loss_of)(p, theta, k), s, p)
-      return (optax.apply_updates(p, updates), s), None
+  def train_step(state, batch, rng, hparams):
+    del batch
+    key = jax.random.fold_in(rng, state["step"])
+    value, grads = jax.value_and_grad(loss_of)(state["params"], hparams["theta"], key)
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    return ({"params": params, "opt_state": opt_state, "step": state["step"] + 1},
+            {"d_loss": value})
 
-    keys = jax.random.split(k_train, config.train_steps)
-    return jax.lax.scan(step, (params, tx.init(params)), keys)[0][0]
+  placeholder = data.ArraySplit(np.zeros((1, 1), np.float32), np.zeros((1,), np.int32))
+  return population.Program(init=init, train_step=train_step, train=placeholder,
+                            batch_size=1, hparams={"theta": 0.0}, family="mlp")
 
-  return jax.jit(jax.vmap(jax.vmap(train_one), in_axes=(0, None)))
+
+def train_critics(config, loss: str, program: population.Program | None = None):
+  """Critic params of every (seed, θ), leaves shaped (S, T, ...): `config.train_steps`
+  steps of `critic_program` (or `program`, built from the same config)."""
+  program = program or critic_program(config, loss)
+  seeds, thetas = list(config.seeds), [float(t) for t in config.thetas]
+  members = population.grid(seeds, theta=thetas, arm=loss)   # θ outer, seed inner
+  result = population.run(program, members, num_steps=config.train_steps,
+                          strategy=config.strategy or None, progress=False,
+                          scan_steps=config.train_steps,   # scanned: one chunk per member
+                          desc=f"lec14_divergence {loss}")
+  stacked = jax.tree.map(lambda *x: np.stack(x), *(st["params"] for st in result.states))
+  return jax.tree.map(lambda a: np.swapaxes(
+      a.reshape((len(thetas), len(seeds)) + a.shape[1:]), 0, 1), stacked)
 
 
 def make_measure(config):
@@ -93,15 +119,12 @@ def closed_form(thetas, w: float) -> dict:
 
 def measure(config) -> dict:
   thetas = jnp.asarray(config.thetas, jnp.float32)
-  seeds = list(config.seeds)
-  keys = jnp.stack([jnp.stack([jax.random.split(jax.random.fold_in(jax.random.PRNGKey(s), i))
-                               for i in range(len(config.thetas))]) for s in seeds])
-  params = {}
-  for j, loss in enumerate(CRITIC_LOSSES):   # two compiled scans; vmapped over seeds × θ
-    params[loss] = make_trainer(config, loss)(keys[:, :, j], thetas)
-  out = make_measure(config)(params["minimax"], params["wgan_gp"],
-                             jax.random.PRNGKey(10_000), thetas)
-  r = {k: np.asarray(v, np.float64) for k, v in out.items()}
+  with timing.phase("train"):   # one population per critic loss: seeds × θ, one compile each
+    params = {loss: train_critics(config, loss) for loss in CRITIC_LOSSES}
+  with timing.phase("eval"):
+    out = make_measure(config)(params["minimax"], params["wgan_gp"],
+                               jax.random.PRNGKey(10_000), thetas)
+    r = {k: np.asarray(v, np.float64) for k, v in out.items()}
   r.update({k[1:]: np.abs(v) for k, v in r.items() if k.startswith("dgrad_")})
   return r
 
@@ -260,6 +283,9 @@ def run(config, workdir: str) -> Section:
       f"{config.train_steps} Adam steps (lr {config.learning_rate}, β = ({config.b1}, "
       f"{config.b2})), batch {config.batch_size} + {config.batch_size}, fresh samples every "
       f"step, generator frozen; measured on {config.eval_samples} held-out samples of each.",
+      "The critics of one loss train as one population (members: seed × θ); a member's "
+      "keys come from its seed, so the θ of one seed share the critic's initialization "
+      "and noise (common random numbers along θ).",
       "WGAN's Lipschitz constraint here is the gradient penalty (λ = "
       f"{config.gp_weight:g}); its optimum is not exactly the W1 critic (the penalty trades "
       "slope against E_r f - E_θ f), so W estimates may exceed θ for large θ.",

@@ -1,12 +1,15 @@
 """Lecture 14 (GAN): mode collapse on 2-D mixtures — vanilla GAN vs WGAN-GP vs SN-GAN.
 
-Every (mixture, variant, seed) is one GAN run through `leeml.gan.train.train_gan` in its
-own directory (`leeml.lectures.run_dir`: a rerun reuses finished runs, a changed config
-starts afresh). The real batches are a function of (seed, step) (numpy's generator seeded
-by both), so runs resume exactly. At each evaluation (`snapshots` times per run) the
-generator draws `eval_samples` points from a fixed noise key; they are scored with
-`leeml.gan.mixtures` (modes covered, high-quality share) and saved next to the run
-(`samples_<step>.npy`) for the scatter plots. Claims and settings:
+Every (mixture, variant) is one population (`leeml.population.run` of
+`leeml.gan.train.program`): its seeds train on one compile, in one run directory
+(`leeml.lectures.run_dir`: a rerun reuses finished runs, a changed config starts afresh).
+The real data of a mixture is a fixed sample of `pool_size` points (`real_pool`, drawn
+once from `data_seed`), read in the core's (seed, step) epoch order like every other
+lecture's data, so runs resume exactly. The populations checkpoint at each evaluation
+(`snapshots` per run); afterwards the generator of every snapshot is restored and draws
+`eval_samples` points from a fixed noise key; they are scored with `leeml.gan.mixtures`
+(modes covered, high-quality share) and saved in the run directory
+(`samples_<step>.npy`, one row per seed) for the scatter plots. Claims and settings:
 configs/lec14_mode_collapse.py.
 """
 
@@ -14,13 +17,13 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from tqdm.auto import tqdm
 
-from leeml import claims, lectures, plotting
+from leeml import checkpoint, claims, data, lectures, plotting, population, timing
 from leeml.gan import mixtures, models
-from leeml.gan.train import train_gan
+from leeml.gan import train as gan_train
 from leeml.lectures import Experiment, Figure, Section, Table, register
 
 SOURCE = ("Lecture 14 (GAN), slides 'Mode collapse' / 'Mode dropping'; the 2-D mixture "
@@ -34,8 +37,25 @@ def _data_scale(centers) -> float:
   return float(np.sqrt(np.mean(np.square(centers))))
 
 
-def run_config(config, mixture: str, variant: str, seed: int) -> ml_collections.ConfigDict:
-  """The `train_gan` config of one run: `config.train` with this variant's fields."""
+def data_scale(config, mixture: str) -> float:
+  """What the networks' coordinates are divided by (1 without `scale_data`)."""
+  return _data_scale(mixtures.mixture(mixture)[0]) if config.scale_data else 1.0
+
+
+def real_pool(config, mixture: str) -> data.ArraySplit:
+  """The mixture's real data: `pool_size` points (divided by `data_scale`), drawn once by
+  numpy from (data_seed, mixture). Targets are the mode indices (unused by the GAN)."""
+  centers, std = mixtures.mixture(mixture)
+  rng = np.random.default_rng([config.data_seed, sorted(mixtures.MIXTURES).index(mixture)])
+  idx = rng.integers(0, len(centers), config.pool_size)
+  x = centers[idx] + std * rng.standard_normal((config.pool_size, 2))
+  return data.ArraySplit((x / data_scale(config, mixture)).astype(np.float32),
+                         idx.astype(np.int32))
+
+
+def run_config(config, mixture: str, variant: str, seed: int = 0) -> ml_collections.ConfigDict:
+  """The GAN config of one (mixture, variant): `config.train` with this variant's fields
+  (`seed` only for `train_gan`; a population's members carry their own)."""
   v = config.variants[variant]
   c = ml_collections.ConfigDict(config.train.to_dict())
   for name in ("g_optimizer", "d_optimizer"):
@@ -46,69 +66,86 @@ def run_config(config, mixture: str, variant: str, seed: int) -> ml_collections.
   c.num_train_steps = v.num_train_steps[mixture]
   c.eval_every_steps = max(1, c.num_train_steps // config.snapshots)
   c.log_every_steps = min(c.log_every_steps, c.num_train_steps)
-  c.checkpoint_every_steps = c.num_train_steps
+  # A checkpoint at every evaluation: the snapshots are restored from them afterwards.
+  c.checkpoint_every_steps = c.eval_every_steps
+  c.keep_checkpoints = len(eval_steps(c))
   c.progress_bar = config.progress_bar
   return c
 
 
-def _run_key(config, mixture, variant, seed, train_config) -> ml_collections.ConfigDict:
-  """Everything a run's result depends on (hashed into its directory name)."""
+def eval_steps(train_config) -> list[int]:
+  """The steps evaluated: every `eval_every_steps` and the last."""
+  n, every = train_config.num_train_steps, train_config.eval_every_steps
+  return sorted(set(range(every, n + 1, every)) | {n})
+
+
+def _run_key(config, mixture, variant, train_config) -> ml_collections.ConfigDict:
+  """Everything a population's result depends on (hashed into its directory name)."""
   return ml_collections.ConfigDict(dict(
-      seed=seed, mixture=mixture, train=train_config.to_dict(),
-      generator=config.generator.to_dict(), critic=config.critic.to_dict(),
-      weight_param=config.variants[variant].weight_param, batch_size=config.batch_size,
-      scale_data=config.scale_data, eval_samples=config.eval_samples))
+      seed="-".join(str(s) for s in config.seeds), mixture=mixture,
+      train=train_config.to_dict(), generator=config.generator.to_dict(),
+      critic=config.critic.to_dict(), weight_param=config.variants[variant].weight_param,
+      batch_size=config.batch_size, scale_data=config.scale_data,
+      eval_samples=config.eval_samples, pool_size=config.pool_size,
+      data_seed=config.data_seed, strategy=config.strategy))
 
 
-def train_one(config, workdir: str, mixture: str, variant: str, seed: int) -> dict:
-  """Trains (or reuses) one run; returns its evaluations and its snapshot samples."""
+def train_variant(config, workdir: str, mixture: str, variant: str, generate) -> list[dict]:
+  """Trains (or reuses) the seeds of one (mixture, variant); per seed its evaluations
+  and snapshot samples. `generate(g_params (P, ...), scale) -> (P, n, 2)`."""
   centers, std = mixtures.mixture(mixture)
-  scale = _data_scale(centers) if config.scale_data else 1.0
-  tc = run_config(config, mixture, variant, seed)
+  scale = data_scale(config, mixture)
+  tc = run_config(config, mixture, variant)
   run_dir = lectures.run_dir(workdir, f"{mixture}_{variant}",
-                             _run_key(config, mixture, variant, seed, tc))
+                             _run_key(config, mixture, variant, tc))
   generator = models.MLPGenerator(out_dim=2, **config.generator.to_dict())
   critic = models.MLPCritic(weight_param=config.variants[variant].weight_param,
                             **config.critic.to_dict())
-  k, batch = tc.critic_steps, config.batch_size
-
-  def real_batch(step):
-    rng = np.random.default_rng([seed, step])
-    idx = rng.integers(0, len(centers), (k, batch))
-    x = centers[idx] + std * rng.standard_normal((k, batch, 2))
-    return (x / scale).astype(np.float32)
-
-  n = config.eval_samples
-  generate = jax.jit(lambda params: scale * generator.apply(
-      {"params": params}, jax.random.normal(jax.random.PRNGKey(EVAL_KEY), (n, tc.latent_dim))))
-
-  def evaluate(state, step):
-    samples = np.asarray(generate(state.g_params))
-    np.save(os.path.join(run_dir, f"samples_{step:07d}.npy"), samples)
-    return {"eval_modes_covered": mixtures.modes_covered(
-                samples, centers, std, min_count=config.min_count, num_std=config.num_std),
-            "eval_high_quality": mixtures.high_quality_fraction(
-                samples, centers, std, num_std=config.num_std)}
-
-  _, history = train_gan(tc, run_dir, generator=generator, critic=critic,
-                         real_batch=real_batch, init_sample=real_batch(0)[0],
-                         evaluate=evaluate)
-  evals = [r for r in history if "eval_modes_covered" in r]
-  return {"steps": [r["step"] for r in evals],
-          "modes": [r["eval_modes_covered"] for r in evals],
-          "high_quality": [r["eval_high_quality"] for r in evals],
-          "samples": [np.load(os.path.join(run_dir, f"samples_{r['step']:07d}.npy"))
-                      for r in evals]}
+  program = gan_train.program(tc, generator=generator, critic=critic,
+                              train=real_pool(config, mixture),
+                              batch_size=config.batch_size, family="mlp")
+  members = population.grid(config.seeds, arm=f"{mixture}/{variant}")
+  with timing.phase("train"):
+    result = population.run(
+        program, members, num_steps=tc.num_train_steps, workdir=run_dir,
+        strategy=config.strategy or None, eval_every=tc.eval_every_steps,
+        checkpoint_every=tc.checkpoint_every_steps, keep_checkpoints=tc.keep_checkpoints,
+        # Scanned strategies: one chunk per evaluation interval, so one chunk length and
+        # one compile per population.
+        scan_steps=tc.eval_every_steps, progress=config.progress_bar,
+        desc=f"{mixture} {variant}")
+  with timing.phase("eval"):
+    final = jax.tree.map(lambda *x: jnp.stack(x), *result.states)
+    target = {"state": final, "nonfinite": jnp.zeros(len(members), jnp.int32)}
+    manager = checkpoint.make_manager(run_dir, keep=tc.keep_checkpoints)
+    runs = [{"steps": [], "modes": [], "high_quality": [], "samples": []} for _ in members]
+    for step in eval_steps(tc):
+      state = final if step == tc.num_train_steps else checkpoint.restore(
+          manager, target, step)["state"]
+      samples = np.asarray(generate(state.g_params, scale))
+      np.save(os.path.join(run_dir, f"samples_{step:07d}.npy"), samples)
+      for run, s in zip(runs, samples):
+        run["steps"].append(step)
+        run["samples"].append(s)
+        run["modes"].append(mixtures.modes_covered(
+            s, centers, std, min_count=config.min_count, num_std=config.num_std))
+        run["high_quality"].append(mixtures.high_quality_fraction(
+            s, centers, std, num_std=config.num_std))
+    manager.close()
+  for i, run in enumerate(runs):
+    run["nonfinite_step"] = result.nonfinite_steps.get(i)
+  return runs
 
 
 def measure(config, workdir: str) -> dict:
   """{mixture: {variant: [per-seed run results]}}."""
-  jobs = [(m, v, s) for m in config.mixtures for v in config.variants for s in config.seeds]
-  out: dict = {}
-  for m, v, s in tqdm(jobs, desc="lec14_mode_collapse runs", unit="run",
-                      disable=not config.progress_bar):
-    out.setdefault(m, {}).setdefault(v, []).append(train_one(config, workdir, m, v, s))
-  return out
+  generator = models.MLPGenerator(out_dim=2, **config.generator.to_dict())
+  z = jax.random.normal(jax.random.PRNGKey(EVAL_KEY),
+                        (config.eval_samples, config.train.latent_dim))
+  generate = jax.jit(jax.vmap(lambda p, scale: scale * generator.apply({"params": p}, z),
+                              in_axes=(0, None)))
+  return {m: {v: train_variant(config, workdir, m, v, generate) for v in config.variants}
+          for m in config.mixtures}
 
 
 def final(r: dict, mixture: str, variant: str, key: str) -> np.ndarray:
@@ -277,7 +314,16 @@ def run(config, workdir: str) -> Section:
       "Metrics as in VEEGAN/PacGAN: σ of the mixture (ring 0.02, grid 0.05), a sample is "
       f"high quality within {config.num_std:g}σ of its nearest center, a mode is covered "
       f"with ≥ {config.min_count} of {config.eval_samples} samples.",
+      f"Real data: a fixed sample of {config.pool_size} points per mixture (numpy, data seed "
+      f"{config.data_seed}), read in the core's (seed, step) epoch order; the seeds of a "
+      "variant train as one population (one compile).",
   ]
+  frozen = [f"{m} {v} seed {config.seeds[i]} (step {run['nonfinite_step']})"
+            for m in r for v in r[m] for i, run in enumerate(r[m][v])
+            if run.get("nonfinite_step")]
+  if frozen:
+    section.notes.append("Runs whose loss or gradient went NaN/inf, scored with their last "
+                         "finite state: " + "; ".join(frozen) + ".")
   section.seconds = time.perf_counter() - t0
   return section
 
