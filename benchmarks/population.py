@@ -1,10 +1,11 @@
 """Population strategies: ms per member-step, compile seconds, peak RSS, on 1 and 8 devices.
 
-    python benchmarks/population.py                       # 16 seeds, cnn + mlp, every strategy
+    python benchmarks/population.py                       # 16 seeds, cnn + mlp + transformer, every strategy
     python benchmarks/population.py --models mlp --members 8 --steps 50,150
 
-16 members (seeds) of a lec09-like CNN (channels 16, 32, 3x3, max pooling; 8x8 digits)
-and a lec08-like MLP (2 x 256, relu), Adam 2e-3, batch 64, through
+16 members (seeds) of a lec09-like CNN (channels 16, 32, 3x3, max pooling; 8x8 digits),
+a lec08-like MLP (2 x 256, relu), Adam 2e-3, batch 64, and lec13's Transformer (2+2
+layers, width 64, 4 heads, the reverse task n <= 8; `seq2seq.program`, batch 64), through
 `leeml.population.run` with each strategy, on a 1-device mesh and on an 8-device mesh of
 simulated host devices (this script sets XLA_FLAGS=--xla_force_host_platform_device_count=8
 before importing jax; on XLA:CPU the 8 devices share the same cores).
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top
 import ml_collections  # pylint: disable=g-import-not-at-top
 
-from leeml import benchmarking, parallel, population  # pylint: disable=g-import-not-at-top
+from leeml import benchmarking, parallel, population, seq2seq  # pylint: disable=g-import-not-at-top
 from leeml import config as config_lib  # pylint: disable=g-import-not-at-top
 
 MODELS = {
@@ -42,7 +43,24 @@ MODELS = {
 }
 
 
+def transformer_program(batch: int):
+  """lec13's positions variant (configs/lec13_transformer_ablations.py, cpu scale)."""
+  c = seq2seq.base_config()
+  c.progress_bar = False
+  c.task.update(dict(name="reverse", min_len=1, max_len=8, num_symbols=10, num_train=8192,
+                     num_validation=64, num_test=512))
+  c.model.update(dict(num_layers=2, num_heads=4, width=64, mlp_dim=128, dropout=0.0,
+                      norm_position="pre", positions="sinusoidal", residual=True,
+                      tie_embeddings=True, max_len=16))
+  c.optimizer.update(dict(name="adam", learning_rate=2e-3, grad_clip_norm=0.0))
+  c.schedule.update(dict(name="constant", warmup_steps=0))
+  c.batch_size, c.num_train_steps = batch, 400
+  return seq2seq.program(c)
+
+
 def program(model: str, batch: int):
+  if model == "transformer":
+    return transformer_program(batch)
   c = config_lib.base_config()
   c.dataset = ml_collections.ConfigDict(dict(name="digits", image_size=8))
   c.model = ml_collections.ConfigDict(MODELS[model])
@@ -73,7 +91,7 @@ def measure(prog, members, strategy, mesh, s1, s2):
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--models", default="cnn,mlp")
+  p.add_argument("--models", default="cnn,mlp,transformer")
   p.add_argument("--strategies", default=",".join(population.STRATEGIES))
   p.add_argument("--members", type=int, default=16)
   p.add_argument("--batch", type=int, default=64)
@@ -95,8 +113,8 @@ def main():
         ms, comp, rss, load = measure(prog, members, strategy, mesh, s1, s2)
         print(f"| {model} | {d} | {strategy} | {ms:.3f} | {comp:.1f} | {rss:.0f} | "
               f"{load:.2f} |", flush=True)
-  print(f"\ndefault strategy on {jax.default_backend()}: cnn -> "
-        f"{population.default_strategy('cnn')}, mlp -> {population.default_strategy('mlp')}")
+  print(f"\ndefault strategy on {jax.default_backend()}: " + ", ".join(
+      f"{m} -> {population.default_strategy(m)}" for m in ("cnn", "mlp", "transformer")))
 
 
 if __name__ == "__main__":

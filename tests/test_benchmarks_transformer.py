@@ -41,6 +41,7 @@ def test_leeml_and_plain_steps_agree(quick_compiles):
   assert 0.5 * np.log(TINY["vocab"]) < first[0] < 2 * np.log(TINY["vocab"])
 
 
+@pytest.mark.slow  # a benchmark script end to end (10 s)
 def test_decoding_runs_to_max_len(quick_compiles):
   model, batch, params = _setup()
   src = jnp.asarray(batch["inputs"])

@@ -9,6 +9,7 @@ from leeml.metric_writers import read_jsonl
 import subprocess
 
 
+@pytest.mark.slow  # the binary end to end twice (13 s); resume is covered by test_trainers.py in the default run
 def test_smoke_run_then_rerun_resumes(tmp_path):
   workdir = str(tmp_path / "w")
   first = run_train(workdir)

@@ -59,6 +59,7 @@ def test_critic_member_is_the_single_run_of_its_seed_and_theta(quick_compiles):
                                                          jax.tree.leaves(alone)))
 
 
+@pytest.mark.slow  # end to end, like every lecture's (10 s); its pieces have unit tests here
 def test_lec14_divergence_runs_end_to_end_and_judges_its_claims(tmp_path, quick_compiles):
   config = config_lib.get_config("smoke")
   section = lec.run(config, str(tmp_path))

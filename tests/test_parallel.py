@@ -53,6 +53,7 @@ def _losses(workdir):
           [r for r in records if "eval_loss" in r])
 
 
+@pytest.mark.slow  # 2-process training end to end (25 s); the default run keeps the 2-process to_host/all_rows test
 def test_two_processes_give_the_one_process_losses(tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
   run_train(one)
