@@ -279,3 +279,12 @@ def test_eight_devices_equal_one_device():
   assert [l[0] for l in lines] == ["vmap", "sequential"]
   for _, params_diff, acc_diff in lines:
     assert float(params_diff) <= 1e-6 and float(acc_diff) == 0.0
+
+
+def test_default_strategies_are_the_measured_fastest():
+  """BENCHMARKS.md (benchmarks/population.py, XLA:CPU 2 cores): CNN sequential, MLP scan,
+  Transformer vmap_scan; accelerators vmap (not measured: no accelerator lent)."""
+  assert population.default_strategy("cnn", "cpu") == "sequential"
+  assert population.default_strategy("mlp", "cpu") == "scan"
+  assert population.default_strategy("transformer", "cpu") == "vmap_scan"
+  assert population.default_strategy("transformer", "gpu") == "vmap"

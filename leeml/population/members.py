@@ -14,7 +14,7 @@ from leeml import data
 
 STRATEGIES = ("sequential", "vmap", "scan", "vmap_scan")
 # Measured by benchmarks/population.py (XLA:CPU, 2 cores; see BENCHMARKS.md).
-_CPU_DEFAULTS = {"mlp": "scan"}
+_CPU_DEFAULTS = {"mlp": "scan", "transformer": "vmap_scan"}
 
 
 @dataclasses.dataclass(frozen=True)
