@@ -52,7 +52,13 @@ def fakes(monkeypatch, tmp_path):
     with timing.phase("train"):
       time.sleep(0.1)
     with timing.phase("eval"):  # a fresh function: traced (and compiled) here
-      jax.jit(lambda v: v * config.seed + 0.5)(jnp.ones(3)).block_until_ready()
+      # 200 chained ops: a compile that takes well over the table's 0.05 s rounding
+      # (a one-op function compiled in ~0.03 s under quick compiles and showed 0.0).
+      def chain(v):
+        for i in range(200):
+          v = jnp.sin(v * config.seed + i)
+        return v
+      jax.jit(chain)(jnp.ones(3)).block_until_ready()
     make_png(os.path.join(workdir, "plots", "curve.png"))
     results = {"x": [1.0, 2.0, 3.0], "y": [float(config.seed)] * 3}
     return Section(
