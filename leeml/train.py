@@ -51,7 +51,7 @@ def train_and_evaluate(config, workdir: str, *, mesh=None) -> TrainState:
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   sample = jnp.zeros((1, *dataset.input_shape), dataset.train.element_spec["inputs"][1])
   init = jax.jit(lambda r: TrainState.create(model.init(r, sample, train=False), tx),
-                 out_shardings=replicated)
+                 out_shardings=replicated, compiler_options=runtime.once_compiler_options())
   state = init(init_rng)
   train_rng = jax.device_put(train_rng, replicated)
 

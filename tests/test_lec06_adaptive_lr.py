@@ -71,10 +71,14 @@ def test_warmup_programs_ramp_the_learning_rate_and_keep_seeds_as_members():
   arrays = (rng.normal(size=(32, 5)).astype(np.float32), rng.integers(0, 3, 32), 3)
   variants = {v["key"]: v for v in lec06.warmup_variants(cfg)}
   lr = cfg.learning_rate
+  # one Program for both: the warmup length is each member's traced hyperparameter
+  program = lec06.warmup_program(cfg, variants["adam"], arrays)
+  assert lec06.warmup_program(cfg, variants["adam_warmup"], arrays) is program
   for key, expected in (("adam", [lr] * 4), ("adam_warmup", [0.0, lr / 2, lr, lr])):
-    program = lec06.warmup_program(cfg, variants[key], arrays)
-    r = curve_fit.train_curves(program, population.grid([0, 1], arm=key), num_steps=4,
-                               eval_every=2)
+    warmup = variants[key]["schedule"].get("warmup_steps", 0)
+    r = curve_fit.train_curves(program, population.grid([0, 1], arm=key,
+                                                        warmup_steps=[warmup]),
+                               num_steps=4, eval_every=2)
     _, rates = r["result"].curves("learning_rate")
     np.testing.assert_allclose(rates, [expected, expected], rtol=1e-6)
     assert r["train_loss"].shape == (2, 2) and np.all(np.isfinite(r["grad_norm"]))

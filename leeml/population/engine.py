@@ -77,7 +77,8 @@ class _Engine:
     else:
       self.sharding = NamedSharding(mesh, PartitionSpec())
     self.replicated = parallel.replicated(mesh)
-    self.init = jax.jit(init, out_shardings=self.sharding, compiler_options=opts)
+    self.init = jax.jit(init, out_shardings=self.sharding,
+                        compiler_options=runtime.once_compiler_options())
     self.step = jax.jit(step, donate_argnums=0, compiler_options=opts)
     self.chunk = jax.jit(chunk, donate_argnums=0, static_argnames="length",
                          compiler_options=opts)
@@ -94,7 +95,8 @@ def _perms_fn(n: int, num_epochs: int, batched: bool, sharding):
     return jax.vmap(lambda e: data.epoch_permutation(seed, e, n))(epochs)
   if batched:
     perms_of = jax.vmap(perms_of, in_axes=(0, None))
-  return jax.jit(perms_of, out_shardings=sharding)
+  return jax.jit(perms_of, out_shardings=sharding,
+                 compiler_options=runtime.once_compiler_options())
 
 
 _ENGINES: list = []  # [(key, program, engine)], most recent last
