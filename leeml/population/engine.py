@@ -139,12 +139,25 @@ def _slice(tree, lo: int, width: int):
 
 def _boundaries(start: int, num_steps: int, every: Sequence[int], scan_steps: int | None):
   """Chunk ends after `start`: multiples of each `every` (0 = never), the last step, and
-  at most `scan_steps` apart."""
+  at most `scan_steps` apart.
+
+  A scanned chunk's length is static (one compile per distinct length), so the intervals
+  between those ends are cut into chunks of one common length where one exists that is
+  at least a quarter of `scan_steps` (eval every 150 steps with scan_steps 100: chunks of
+  75, one compile, rather than 100 + 50, two); otherwise into `scan_steps` and a
+  remainder."""
   ends = {num_steps}
   for n in every:
     if n:
       ends.update(range(n, num_steps, n))
   ends = sorted(e for e in ends if e > start)
+  if scan_steps:
+    lengths = np.diff([start] + ends)
+    common = int(np.gcd.reduce(lengths)) if len(lengths) else 0
+    size = max((d for d in range(1, min(common, scan_steps) + 1) if common % d == 0),
+               default=0)
+    if size * 4 >= scan_steps or size == common:
+      scan_steps = size
   out, prev = [], start
   for e in ends:
     while scan_steps and e - prev > scan_steps:
