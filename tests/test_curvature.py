@@ -212,3 +212,34 @@ def test_escape_saddle_decreases_loss_along_negative_curvature():
   # Gradient descent alone never leaves the saddle (gradient exactly 0 there).
   assert float(jnp.linalg.norm(jax.grad(loss)(params)["w"])) == 0.0
   assert float(jnp.linalg.norm(new["w"])) == pytest.approx(0.3, rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [3, 120])   # the full-spectrum scale, and Lanczos (ARPACK)
+def test_damped_system_step_equals_eigen_formula(n):
+  # d(ν) = (H² + ν s I)⁻¹ H g by Cholesky equals Σ_i λ_i / (λ_i² + ν s) (u_iᵀ g) u_i,
+  # s = max λ², the eigendecomposition form the search used before (search.py).
+  rng = np.random.default_rng(n)
+  a = rng.normal(size=(n, n))
+  h = a + a.T
+  h[:, 0] *= 1e-3   # a nearly flat direction
+  h[0, :] *= 1e-3
+  g = rng.normal(size=n)
+  lam, q = np.linalg.eigh(h)
+  system = curvature.DampedSystem(h, g)
+  assert system.scale == pytest.approx(np.max(lam ** 2), rel=1e-12)
+  for nu in (1e-8, 1e-4, 1.0, 1e6):
+    expected = q @ (lam / (lam ** 2 + nu * np.max(lam ** 2)) * (q.T @ g))
+    np.testing.assert_allclose(system.step(nu), expected, rtol=0,
+                               atol=1e-8 * np.max(np.abs(expected)))
+
+
+def test_gradient_norm_minimizer_finds_a_saddle_of_a_quadratic():
+  # Newton-type steps are attracted to the saddle at 0 of a quadratic with λ = (2, 1, -0.5)
+  # (where gradient descent on L would leave it): one LM step lands there.
+  loss, params = _quadratic([2.0, 1.0, -0.5], seed=2)
+  start = jax.tree.map(lambda p: p + 0.3, params)
+  search = curvature.make_gradient_norm_minimizer(loss, adam_steps=0, learning_rate=1e-3,
+                                                  lm_steps=5, target=1e-6)
+  r = search(start)
+  assert r.grad_norm <= 1e-6 and len(r.grad_norms) <= 3
+  assert curvature.classify_critical_point(loss, r.params).kind == curvature.SADDLE

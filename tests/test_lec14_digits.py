@@ -52,3 +52,27 @@ def test_lec14_digits_runs_end_to_end_and_judges_its_claims(tmp_path, quick_comp
   assert [r.split("_seed")[0] for r in runs] == ["conditional", "unconditional"]
   for r in runs:
     assert os.listdir(tmp_path / "runs" / r / "checkpoints") == [str(config.gan.num_train_steps)]
+
+
+def test_generate_compiles_once_per_generator():
+  # Scoring draws samples for every seed: one compile of G serves them all.
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax import monitoring  # pylint: disable=g-import-not-at-top
+  from leeml.gan import conv  # pylint: disable=g-import-not-at-top
+  g = conv.ConvGenerator(image_size=8, channels=(4,), norm="layer")
+  params = jax.jit(g.init)(jax.random.PRNGKey(0), jax.numpy.zeros((1, 3)))["params"]
+  compiles = []
+
+  def listen(event, secs, **_):
+    del secs
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiles.append(event)
+  monitoring.register_event_duration_secs_listener(listen)
+  try:
+    a = lec.generate(g, params, jax.random.PRNGKey(1), 5, 3)
+    first = len(compiles)
+    b = lec.generate(g, params, jax.random.PRNGKey(1), 5, 3)
+  finally:
+    monitoring.unregister_event_duration_listener(listen)
+  assert a.shape == (5, 8, 8, 1) and np.array_equal(a, b)
+  assert first >= 1 and len(compiles) == first

@@ -5,7 +5,8 @@ spectral density, critical-point classification and saddle escape.
   dense.py     the full Hessian of a small model (ravel_pytree order)
   lanczos.py   Lanczos with full reorthogonalization; top/bottom eigenpairs; SLQ density
   critical.py  classify_spectrum / classify_critical_point / escape_saddle
-  search.py    find critical points by minimizing the gradient norm (Adam, then LM)
+  search.py    find critical points by minimizing the gradient norm (Adam, then LM with
+               Cholesky-solved damped steps, `DampedSystem`)
 """
 
 from leeml.curvature.critical import (FLAT, LOCAL_MAX, LOCAL_MIN, SADDLE, CriticalPoint,
@@ -18,4 +19,5 @@ from leeml.curvature.hvp import (FlatOperator, dataset_grad, dataset_hvp, datase
 from leeml.curvature.lanczos import (LanczosResult, SpectralDensity, bottom_eigenvalues,
                                      extreme_eigenpairs, lanczos, ritz, spectral_density,
                                      top_eigenvalues)
-from leeml.curvature.search import SearchResult, make_gradient_norm_minimizer
+from leeml.curvature.search import (DampedSystem, SearchResult, make_gradient_norm_minimizer,
+                                    max_abs_eigenvalue)

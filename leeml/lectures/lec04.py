@@ -367,6 +367,10 @@ def run(config, workdir: str) -> Section:
       "(`leeml.population`, full-batch Adam, params kept at every listed step count); a "
       "seed's init key is the population's (split of PRNGKey(seed)), so the points differ "
       "from those of the runs before this change (init from PRNGKey(seed)).",
+      "Each Levenberg–Marquardt step solves (H² + ν·max λ²·I) d = H ∇L by a float64 Cholesky "
+      "solve (was: an eigendecomposition of H per step; the same step up to rounding, and "
+      "the table above was unchanged to its printed digits by the switch); the spectrum is "
+      "computed once per point, for its classification.",
       "Experiment C (Lanczos top-5 at ≥1M parameters) is benchmarks/lanczos_scale.py; "
       "its numbers are in BENCHMARKS.md.",
   ]
