@@ -9,6 +9,7 @@ import pytest
 
 from configs import lec11_rnn_vs_attention as lec11_config
 from leeml import claims
+from leeml.datasets import sequence_tasks
 from leeml.lectures import lec11_rnn_vs_attention as lec11
 from leeml.models import sequence
 
@@ -44,6 +45,30 @@ def test_loglog_slope_and_crossover():
        "lstm": {L: {"ms": v} for L, v in zip(ls, [3, 10, 40, 160])}}
   assert lec11.crossover(t, "lstm", ls) == ("attention is faster at L=16; LSTM overtakes "
                                             "at L=256")
+
+
+def test_models_and_parameters_are_built_once_unless_positions_are_learned():
+  cfg = lec11_config.get_config("smoke")
+  assert [lec11.model_length(cfg, L) for L in (8, 32)] == [16, 16]
+  for kind in sequence.KINDS:   # sinusoidal positions: the parameters do not depend on L
+    m = sequence.make(kind, 8, num_outputs=4, vocab_size=9, num_heads=2)
+    assert sequence.count_params(m, 8) == sequence.count_params(m, 64), kind
+  cfg.attention.positions = "learned"
+  assert [lec11.model_length(cfg, L) for L in (8, 32)] == [8, 32]
+
+
+def test_fwd_bwd_measures_the_same_program_with_shared_parameters():
+  # The timing table reuses one init per kind for every L: the compiled program (its
+  # temporary memory) depends on the parameters' shapes only.
+  cfg = lec11_config.get_config("smoke")
+  model = sequence.make("attention", 8, num_outputs=cfg.task.num_values,
+                        vocab_size=sequence_tasks.recall_vocab_size(
+                            cfg.task.num_values, cfg.task.num_distractors),
+                        num_heads=2)
+  fresh = lec11.time_fwd_bwd(model, 4, 8, cfg.task, warmup=0, repeats=1)
+  shared = lec11.time_fwd_bwd(model, 4, 8, cfg.task, warmup=0, repeats=1,
+                              params=lec11.init_params(model, 32, seed=3))
+  assert shared["temp_bytes"] == fresh["temp_bytes"] > 0
 
 
 @pytest.mark.slow  # ~15 CPU-s (two GRU programs); tests/test_lec10's member test covers the

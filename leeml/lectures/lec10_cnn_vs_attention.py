@@ -6,11 +6,13 @@ A. A k x k convolution rebuilt as a k²-head self-attention layer with relative 
    against the convolution on random images, and its per-head attention maps.
 B. CNN vs a small ViT trained from scratch on digits subsets of growing size (and an
    augmentation-expanded set), several seeds: test accuracy vs training-set size. One
-   population (`leeml.population`) per model and set size: the seeds are its members,
-   each on its own subset (`population.seed_columns`), sharing one compiled step.
+   population (`leeml.population`) per model: every seed x training set is a member, on
+   its own subset with the core's batch order over it (`schedule_split`), all sharing one
+   compiled step.
 C. The ViT's mean attention distance per layer and head (Dosovitskiy et al. 2021, Fig. 7).
 """
 
+import functools
 import os
 import time
 
@@ -123,7 +125,8 @@ def optimizer(tcfg) -> optax.GradientTransformation:
 def make_program(model, tcfg, train: data.ArraySplit, family: str) -> population.Program:
   """The population program of one model on one training-set size (`population.seed_columns`):
   the core's train step (`steps.make_train_step`, norms only at the last step) on the
-  member's own column, AdamW (`optimizer`), batches of `tcfg.batch_size`."""
+  member's own column, AdamW (`optimizer`), batches of `tcfg.batch_size`. The definition
+  a `sweep_program` member equals (tests); the sweep runs every set in one `sweep_program`."""
   tx = optimizer(tcfg)
   step = steps.make_train_step(model, tx, losses.get_loss("softmax_cross_entropy"),
                                diagnostics_every=tcfg.steps, num_train_steps=tcfg.steps)
@@ -140,13 +143,69 @@ def make_program(model, tcfg, train: data.ArraySplit, family: str) -> population
                             family=family)
 
 
+def batch_indices(seed: int, num_examples: int, num_steps: int, batch_size: int) -> np.ndarray:
+  """[num_steps, batch_size] example indices of the core's sampler: row t is
+  `data.train_indices(t, batch_size, num_examples, seed)` (the epoch orders
+  `data.epoch_permutation` of every epoch the steps touch, computed in one jitted call)."""
+  positions = np.arange(num_steps * batch_size, dtype=np.int64)
+  epochs, offsets = np.divmod(positions, num_examples)
+  perms = _epoch_orders(num_examples, int(epochs[-1]) + 1)(jnp.int32(seed))
+  return np.asarray(perms)[epochs, offsets].reshape(num_steps, batch_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_orders(num_examples: int, num_epochs: int):
+  return jax.jit(lambda seed: jax.vmap(
+      lambda e: data.epoch_permutation(seed, e, num_examples))(jnp.arange(num_epochs)))
+
+
+def schedule_split(batches: list[tuple[np.ndarray, np.ndarray]], seeds) -> data.ArraySplit:
+  """Each member's whole batch schedule (pool indices [steps, b], labels [steps, b]) laid
+  out for the population engine's sampler at batch size 1 over `steps` rows: the engine
+  reads, at step t, row `epoch_permutation(seed, 0, steps)[t]` (one epoch = all steps), so
+  member i's batch of step t is put in its column (`population.seed_columns`) at that row.
+  Members on training sets of different sizes then share one Program (one compile)."""
+  columns = []
+  for (idx, labels), seed in zip(batches, seeds):
+    row = np.asarray(data.epoch_permutation(int(seed), 0, len(idx)))
+    placed_idx, placed_labels = np.empty_like(idx), np.empty_like(labels)
+    placed_idx[row], placed_labels[row] = idx, labels
+    columns.append((placed_idx, placed_labels))
+  return population.seed_columns(columns)
+
+
+def sweep_program(model, tcfg, pool: tuple[np.ndarray, np.ndarray], schedule: data.ArraySplit,
+                  family: str) -> population.Program:
+  """One Program for every training set of a model: `make_program`'s step, AdamW and batch
+  size, on the batch the member's column of `schedule` (`schedule_split`) names in the
+  image `pool` (inputs [N, ...], labels [N]) at each step."""
+  tx = optimizer(tcfg)
+  step = steps.make_train_step(model, tx, losses.get_loss("softmax_cross_entropy"),
+                               diagnostics_every=tcfg.steps, num_train_steps=tcfg.steps)
+  images = jnp.asarray(pool[0])
+  sample = jnp.zeros((1, *images.shape[1:]), images.dtype)
+
+  def init(key):
+    return TrainState.create(model.init(key, sample, train=False), tx)
+
+  def train_step(state, batch, rng, hparams):
+    own = population.own_column(batch, hparams)            # [1, b]: this step's batch
+    idx, labels = own["inputs"][0], own["targets"][0]
+    return step(state, {"inputs": images[idx], "targets": labels}, rng)
+
+  return population.Program(init=init, train_step=train_step, train=schedule, batch_size=1,
+                            hparams={"data_column": 0.0}, family=family)
+
+
 def data_size_sweep(config, seeds) -> dict:
   """Test accuracy of CNN and ViT per training set and seed; ViT attention distances.
 
-  One population per (model, training-set size): its members are the seeds, each on its
-  own nested subset (`training_sets`) and augmented pool, trained with one compile."""
+  One population per model: its members are every seed x training set, each on its own
+  nested subset (`training_sets`) or augmented pool with the core's batch order over that
+  set (`batch_indices`), trained with one compile (`sweep_program`); member (seed, set)
+  computes what a one-set population (`make_program`) computes."""
   x, y, x_test, y_test, num_classes = load_images(config.data)
-  size = config.data.image_size
+  size, tcfg = config.data.image_size, config.train
   seeds = list(seeds)
   models = {m: get_model(ml_collections.ConfigDict(dict(config[m])), num_classes)
             for m in MODELS}
@@ -155,29 +214,37 @@ def data_size_sweep(config, seeds) -> dict:
   attend = jax.jit(lambda p, xb: models["vit"].apply({"params": p}, xb,
                                                      return_attention=True)[1])
   pools = [augmented_pool(config.data, x, y, s) for s in seeds]
+  offsets = np.cumsum([0] + [len(px) for px, _ in pools])
+  pool = (np.concatenate([px for px, _ in pools]), np.concatenate([py for _, py in pools]))
   sets = [training_sets(config.data, len(x), s) for s in seeds]
   labels = [lab for lab, _ in sets[0]]
-  members = [population.Member(s, {"data_column": float(i)}) for i, s in enumerate(seeds)]
-  results = {"sizes": {}, "accuracy": {m: {} for m in MODELS}, "distance": {}}
-  for j, lab in enumerate(labels):
-    train = population.seed_columns([(px[sets[i][j][1]], py[sets[i][j][1]])
-                          for i, (px, py) in enumerate(pools)])
-    results["sizes"][lab] = len(train)
-    for m in MODELS:
-      program = make_program(models[m], config.train, train, family=config[m]["name"])
-      with timing.phase("train"):
-        res = population.run(program, members, num_steps=config.train.steps,
-                             progress=config.get("progress_bar", True),
-                             desc=f"{NAME} {m} {lab}")
-      with timing.phase("eval"):
-        for i in range(len(seeds)):
-          params = res.params(i)
-          acc = float(np.mean(np.asarray(predict[m](params, x_test)) == y_test))
-          results["accuracy"][m].setdefault(lab, []).append(acc)
-          if m == "vit":
-            dist = vit.attention_distances(attend(params, x_test), size, size,
-                                           config.vit["patch_size"])
-            results["distance"].setdefault(lab, []).append(dist)
+  # Members: set j of seed i, set-major (the sweep's order).
+  plan = [(j, i) for j in range(len(labels)) for i in range(len(seeds))]
+  batches = []
+  for j, i in plan:
+    subset = sets[i][j][1]
+    order = subset[batch_indices(seeds[i], len(subset), tcfg.steps, tcfg.batch_size)]
+    batches.append((offsets[i] + order, pools[i][1][order]))
+  schedule = schedule_split(batches, [seeds[i] for _, i in plan])
+  members = [population.Member(seeds[i], {"data_column": float(k)}, arm=labels[j])
+             for k, (j, i) in enumerate(plan)]
+  results = {"sizes": {lab: len(sets[0][j][1]) for j, lab in enumerate(labels)},
+             "accuracy": {m: {} for m in MODELS}, "distance": {}}
+  for m in MODELS:
+    program = sweep_program(models[m], tcfg, pool, schedule, family=config[m]["name"])
+    with timing.phase("train"):
+      res = population.run(program, members, num_steps=tcfg.steps,
+                           strategy=config.strategy.get(m) or None,
+                           progress=config.get("progress_bar", True), desc=f"{NAME} {m}")
+    with timing.phase("eval"):
+      for k, (j, i) in enumerate(plan):
+        params = res.params(k)
+        acc = float(np.mean(np.asarray(predict[m](params, x_test)) == y_test))
+        results["accuracy"][m].setdefault(labels[j], []).append(acc)
+        if m == "vit":
+          dist = vit.attention_distances(attend(params, x_test), size, size,
+                                         config.vit["patch_size"])
+          results["distance"].setdefault(labels[j], []).append(dist)
   return results
 
 
@@ -382,8 +449,8 @@ def run(config, workdir: str) -> Section:
       f"{config.train.weight_decay:g}), {config.train.steps} steps of batch "
       f"{config.train.batch_size}, no early stopping; test accuracy after the last step. "
       "Batches: the core's sampler (each seed's own shuffled epochs of its training set, "
-      "leeml.data.epoch_permutation); the seeds of one model and set are one population "
-      "(leeml.population, one compile), each member on its own subset.",
+      "leeml.data.epoch_permutation); every seed x training set of one model is one "
+      "population (leeml.population, one compile), each member on its own subset.",
       "Training subsets are nested random subsets of the 1,497 digits training images, one "
       "permutation per seed; the augmented set adds random affine copies (rotation ±"
       f"{config.data.max_angle:g}°, scale {tuple(config.data.scale_range)}, shift ±"

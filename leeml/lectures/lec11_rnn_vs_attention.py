@@ -160,23 +160,29 @@ def sequential_steps(model, length: int, batch: int = 2) -> int:
   return max(1, loop_iterations(jaxpr.jaxpr))
 
 
-def _fwd_bwd(model, batch: int, length: int, task, seed: int = 0):
+def init_params(model, length: int, seed: int = 0):
+  """The model's parameters for token sequences of `length`."""
+  return model.init(jax.random.PRNGKey(seed), jnp.zeros((1, length), jnp.int32))["params"]
+
+
+def _fwd_bwd(model, batch: int, length: int, task, seed: int = 0, params=None):
   """The jitted gradient of the recall loss, compiled, with its (params, tokens, labels)."""
   x, y = sequence_tasks.recall_first_token(batch, length, task.num_values, seed,
                                            task.num_distractors)
   x, y = jnp.asarray(x), jnp.asarray(y)
-  params = model.init(jax.random.PRNGKey(seed), x[:1])["params"]
+  params = init_params(model, length, seed) if params is None else params
   grad = jax.jit(jax.grad(_loss_fn(model)))
   return grad.lower(params, x, y).compile(), (params, x, y)
 
 
 def time_fwd_bwd(model, batch: int, length: int, task, *, warmup: int = 2,
-                 repeats: int = 5) -> dict:
+                 repeats: int = 5, params=None) -> dict:
   """Forward+backward (gradient) time per batch: compile, `warmup` calls, then the median
   of `repeats` blocked calls. Also the compiled temporary memory (bytes) from XLA's
-  `memory_analysis()` (None where the backend gives none)."""
+  `memory_analysis()` (None where the backend gives none). `params`: the model's (None:
+  `init_params` at this length); the time and memory depend on their shapes only."""
   t0 = time.perf_counter()
-  compiled, args = _fwd_bwd(model, batch, length, task)
+  compiled, args = _fwd_bwd(model, batch, length, task, params=params)
   compile_s = time.perf_counter() - t0
   with timing_lib.phase("train"):  # forward + backward passes, as in a train step
     for _ in range(warmup):
@@ -192,15 +198,24 @@ def time_fwd_bwd(model, batch: int, length: int, task, *, warmup: int = 2,
           "compile_s": compile_s}
 
 
-def parallel_table(cfg, models_at) -> dict:
+def model_length(cfg, length: int) -> int:
+  """The length a model is built (and its parameters initialized) for: `length` with
+  learned positions, else one fixed length (the models and parameter shapes do not depend
+  on L, so one build and one init serve every L)."""
+  return length if cfg.attention.positions == "learned" else max(cfg.distance.lengths)
+
+
+def parallel_table(cfg, models_at, params_at=None) -> dict:
   """{kind: {L: timing}} for every kind and L of cfg.timing.lengths, in one process;
-  the kinds alternate at each L so contention hits them alike."""
+  the kinds alternate at each L so contention hits them alike. `params_at(kind, L)`: the
+  parameters to time with (None: a fresh init per kind and L)."""
   out = {k: {} for k in cfg.kinds}
   jobs = [(L, k) for L in cfg.timing.lengths for k in cfg.kinds]
   for L, k in tqdm(jobs, desc="lec11 timing", unit="model"):
     m = models_at(L)[k].model
     out[k][L] = time_fwd_bwd(m, cfg.timing.batch_size, L, cfg.task,
-                             warmup=cfg.timing.warmup, repeats=cfg.timing.repeats)
+                             warmup=cfg.timing.warmup, repeats=cfg.timing.repeats,
+                             params=params_at(k, L) if params_at else None)
     out[k][L]["sequential_steps"] = sequential_steps(m, L)
   return out
 
@@ -239,7 +254,7 @@ def distance_grid(cfg, models_at) -> dict:
   return out
 
 
-def attention_cost(cfg, models_at, timing: dict | None = None) -> dict:
+def attention_cost(cfg, models_at, timing: dict | None = None, params_at=None) -> dict:
   """Attention's fwd+bwd time and compiled temporary memory at cfg.cost.lengths (reusing
   the parallel table's measurement where it timed the same L at the same batch)."""
   out = {}
@@ -249,8 +264,8 @@ def attention_cost(cfg, models_at, timing: dict | None = None) -> dict:
       out[L] = timing["attention"][L]
       continue
     out[L] = time_fwd_bwd(models_at(L)["attention"].model, cfg.cost.batch_size, L,
-                          cfg.task, warmup=cfg.timing.warmup,
-                          repeats=cfg.timing.repeats)
+                          cfg.task, warmup=cfg.timing.warmup, repeats=cfg.timing.repeats,
+                          params=params_at("attention", L) if params_at else None)
   return out
 
 
@@ -414,9 +429,13 @@ def _plot_timing(timing, cost, config, path: str) -> str:
 def run(config, workdir: str) -> Section:
   t0 = time.perf_counter()
   os.makedirs(workdir, exist_ok=True)
-  models_at = functools.lru_cache(maxsize=None)(lambda L: build_models(config, L))
-  timing = parallel_table(config, models_at)
-  results = {"timing": timing, "cost": attention_cost(config, models_at, timing),
+  built = functools.lru_cache(maxsize=None)(lambda n: build_models(config, n))
+  models_at = lambda L: built(model_length(config, L))  # noqa: E731
+  inits = functools.lru_cache(maxsize=None)(
+      lambda k, n: init_params(built(n)[k].model, n))
+  params_at = lambda k, L: inits(k, model_length(config, L))  # noqa: E731
+  timing = parallel_table(config, models_at, params_at)
+  results = {"timing": timing, "cost": attention_cost(config, models_at, timing, params_at),
              "distance": distance_grid(config, models_at)}
   section = Section(name="lec11_rnn_vs_attention",
                     title="Lectures 10-11: self-attention vs RNN (parallel, distance)",
