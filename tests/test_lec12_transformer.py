@@ -34,6 +34,17 @@ def test_digit_alignment_counts_digits_attending_to_digits():
   assert lec12.digit_alignment(maps) == pytest.approx(2 / 3)
 
 
+def test_chunks_have_one_length_so_the_engine_compiles_one_chunk():
+  # Chunks end at every evaluation, checkpoint and the last step, and are at most
+  # chunk_steps long: all of one length when each of those is a multiple of it.
+  for scale in ("smoke", "cpu", "full"):
+    t = lec12_config.get_config(scale).train
+    n = lec12.chunk_steps(t)
+    for every in (t.eval_every_steps, t.checkpoint_every_steps, t.num_train_steps):
+      assert every % n == 0, (scale, every, n)
+  assert lec12.chunk_steps(lec12_config.get_config("cpu").train) == 250
+
+
 # The whole experiment end to end (lec01's took 15-20 s of CPU each; the others alike or
 # more): run with `pytest -m slow`. Its pieces have unit tests in the default run.
 @pytest.mark.slow

@@ -13,6 +13,7 @@ outputs it needs).
 """
 
 import json
+import math
 import os
 import time
 
@@ -43,6 +44,14 @@ def _train_seconds(run_dir: str, elapsed: float) -> float:
   return elapsed
 
 
+def chunk_steps(cfg) -> int:
+  """The scanned chunk length: every chunk between two evaluations, checkpoints or the
+  end has this length, so the engine compiles ONE chunk (its length is static). With
+  the engine's default (100) the cpu run's chunks were 100 and 50 steps long (ends at
+  every 250th and 500th step): two compiles of the same step."""
+  return math.gcd(cfg.eval_every_steps, cfg.checkpoint_every_steps, cfg.num_train_steps)
+
+
 def train_seeds(config, workdir: str) -> list[dict]:
   """The seeds as one population, then each seed's test evaluation: per seed its test
   metrics, curves, wall seconds, final params, the model and the corpus."""
@@ -58,7 +67,8 @@ def train_seeds(config, workdir: str) -> list[dict]:
     result = population.run(
         program, population.grid(seeds), num_steps=cfg.num_train_steps, workdir=run_dir,
         eval_every=cfg.eval_every_steps, checkpoint_every=cfg.checkpoint_every_steps,
-        keep_checkpoints=cfg.keep_checkpoints, progress=cfg.progress_bar, desc="lec12 seeds")
+        keep_checkpoints=cfg.keep_checkpoints, progress=cfg.progress_bar, desc="lec12 seeds",
+        scan_steps=chunk_steps(cfg))
   train_seconds = _train_seconds(run_dir, time.perf_counter() - t0)
   steps, loss = result.curves("train_loss")
   eval_steps, eval_em = result.curves("eval_validation_exact_match")

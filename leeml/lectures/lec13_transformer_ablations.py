@@ -23,6 +23,13 @@ from tqdm.auto import tqdm
 from leeml import claims, plotting, population, seq2seq, timing
 from leeml.lectures import Experiment, Figure, Section, Table, register
 
+# Each population has 3 members (6 for post-LN with/without warmup), too few for the
+# Transformer family's CPU default (vmap_scan, measured at 16 members) to pay: measured
+# in CPU seconds (2 cores under load ~20, so not wall): 2+2 layers (variant A), compile
+# 32 s sequential vs 41 s vmap_scan, 38.7 vs 45.7 CPU-ms per member-step; 6+6 layers
+# (deep_pre), compile 138 s vs 180 s, 58.7 vs 46.8 CPU-ms per member-step: with 300
+# steps x 3 members, 191 vs 222 CPU-s in all.
+STRATEGY = "sequential"
 NAME = "lec13_transformer_ablations"
 TITLE = "Lecture 13: Transformer ablations (positions, residual, pre/post-LN and warmup)"
 SOURCE = "Lecture 13 (Transformer), slides on the encoder block (residual, layer norm)"
@@ -86,7 +93,8 @@ def run_group(config, names, seeds) -> dict:
              for n in names for s in seeds]
   with timing.phase("train"):
     result = population.run(program, members, num_steps=cfg.num_train_steps,
-                            progress=False, desc=f"lec13 {'+'.join(names)}")
+                            strategy=STRATEGY, progress=False,
+                            desc=f"lec13 {'+'.join(names)}")
   _, loss = result.curves("train_loss")
   with timing.phase("eval"):
     test = seq2seq.evaluate_states(model, result.states, corpus.test, cfg.eval_batch_size)
@@ -260,8 +268,10 @@ def run(config, workdir: str) -> Section:
       "uniformly with replacement per (seed, step)).",
       "Training: the population engine (leeml.population), the seeds of a variant as "
       "members of one compiled step; post-LN with and without warmup share one "
-      "(warmup_steps traced). Wall s: a shared run's time split evenly between its "
-      "variants.",
+      "(warmup_steps traced); strategy 'sequential' (3-6 members: cheaper to compile "
+      "and per member-step than the family default vmap_scan; the numbers differ from "
+      "a vmap_scan run by float reassociation only). Wall s: a shared run's time split "
+      "evenly between its variants.",
       "Why reverse collapses without positions: the encoder without positional encoding "
       "is permutation-equivariant, so its outputs (and the cross-attention over them) "
       "are the same for every order of the source tokens; the decoder can still count "
