@@ -54,8 +54,33 @@ def mnist1d(data_dirs):
 
 
 @pytest.fixture(scope="module")
-def mnist1d_shuffled(data_dirs):
-  return _load("mnist1d", data_dir=data_dirs[0], shuffled=True)
+def mnist1d_generated():
+  """The package's arrays, generated once more here (~4 s of CPU each time): the stored
+  `mnist1d` is compared with them, and the later builds below reuse them."""
+  np.random.seed(123)
+  expected = np.random.get_state()[1].copy()
+  arrays = builders._make_mnist1d()  # pylint: disable=protected-access
+  assert np.array_equal(np.random.get_state()[1], expected)  # the global RNG is kept
+  return arrays
+
+
+def _copies_of(arrays):
+  return lambda: {k: np.copy(v) for k, v in arrays.items()}
+
+
+@pytest.fixture
+def mnist1d_reused(mnist1d_generated, monkeypatch):
+  """Builds in this test take `mnist1d_generated` instead of generating again: the
+  generator's determinism is `test_mnist1d_matches_the_package_and_keeps_global_rngs` (two
+  generations, equal arrays); what these builds check is the preparing and reading."""
+  monkeypatch.setattr(builders, "_make_mnist1d", _copies_of(mnist1d_generated))
+
+
+@pytest.fixture(scope="module")
+def mnist1d_shuffled(data_dirs, mnist1d_generated):
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(builders, "_make_mnist1d", _copies_of(mnist1d_generated))
+    return _load("mnist1d", data_dir=data_dirs[0], shuffled=True)
 
 
 def _rows(x):
@@ -171,13 +196,11 @@ def test_mnist1d_shapes_dtypes_labels(mnist1d):
   assert abs(x.mean()) < 1e-3 and abs(x.std() - 1.0) < 1e-3
 
 
-def test_mnist1d_matches_the_package_and_keeps_global_rngs(mnist1d):
+def test_mnist1d_matches_the_package_and_keeps_global_rngs(mnist1d, mnist1d_generated):
   """The stored data is the package's `make_dataset(get_dataset_args())`, unaltered;
-  generating it (which seeds numpy's global RNG with 42) leaves the global RNG as it was."""
-  np.random.seed(123)
-  expected = np.random.get_state()[1].copy()
-  ref = builders._make_mnist1d()  # pylint: disable=protected-access
-  assert np.array_equal(np.random.get_state()[1], expected)
+  generating it (which seeds numpy's global RNG with 42) leaves the global RNG as it was
+  (checked in `mnist1d_generated`)."""
+  ref = mnist1d_generated
   assert np.array_equal(mnist1d.train.inputs, ref["x"].astype(np.float32))
   assert np.array_equal(mnist1d.test.inputs, ref["x_test"].astype(np.float32))
   assert np.array_equal(mnist1d.train.targets, ref["y"])
@@ -188,7 +211,7 @@ def test_mnist1d_split_is_disjoint(mnist1d):
   assert not _rows(mnist1d.train.inputs) & _rows(mnist1d.test.inputs)
 
 
-def test_mnist1d_deterministic_bytes(mnist1d, data_dirs):
+def test_mnist1d_deterministic_bytes(mnist1d, data_dirs, mnist1d_reused):
   other = _load("mnist1d", data_dir=data_dirs[1])
   for a, b in ((mnist1d.train, other.train), (mnist1d.test, other.test)):
     assert a.inputs.tobytes() == b.inputs.tobytes()
