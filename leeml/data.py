@@ -92,6 +92,13 @@ def epoch_permutation(seed, epoch, num_examples: int) -> jax.Array:
                                 num_examples)
 
 
+def epoch_orders(seed, first_epoch, num_epochs: int, num_examples: int) -> jax.Array:
+  """[num_epochs, num_examples]: `epoch_permutation` of epochs first_epoch, first_epoch + 1,
+  ... (traceable: jit it with num_epochs and num_examples static)."""
+  epochs = first_epoch + jnp.arange(num_epochs)
+  return jax.vmap(lambda e: epoch_permutation(seed, e, num_examples))(epochs)
+
+
 @functools.lru_cache(maxsize=4)
 def _host_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   return np.asarray(epoch_permutation(seed, epoch, num_examples))

@@ -155,8 +155,7 @@ def batch_indices(seed: int, num_examples: int, num_steps: int, batch_size: int)
 
 @functools.lru_cache(maxsize=8)
 def _epoch_orders(num_examples: int, num_epochs: int):
-  return jax.jit(lambda seed: jax.vmap(
-      lambda e: data.epoch_permutation(seed, e, num_examples))(jnp.arange(num_epochs)))
+  return jax.jit(lambda seed: data.epoch_orders(seed, 0, num_epochs, num_examples))
 
 
 def schedule_split(batches: list[tuple[np.ndarray, np.ndarray]], seeds) -> data.ArraySplit:

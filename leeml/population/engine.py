@@ -91,8 +91,7 @@ def _perms_fn(n: int, num_epochs: int, batched: bool, sharding):
   """jit of (seed(s), first epoch) -> the `num_epochs` epoch orders from it: shared by
   every Program with the same training-set size (it does not depend on the model)."""
   def perms_of(seed, epoch0):
-    epochs = epoch0 + jnp.arange(num_epochs)
-    return jax.vmap(lambda e: data.epoch_permutation(seed, e, n))(epochs)
+    return data.epoch_orders(seed, epoch0, num_epochs, n)
   if batched:
     perms_of = jax.vmap(perms_of, in_axes=(0, None))
   return jax.jit(perms_of, out_shardings=sharding,
