@@ -221,13 +221,15 @@ def _as_real(batch, k: int, batch_size: int, conditional: bool):
 
 
 def program(config, *, generator, critic, train: data.ArraySplit, batch_size: int,
-            conditional: bool = False, family: str = "") -> population.Program:
+            conditional: bool = False, family: str = "",
+            unroll_critic: bool = False) -> population.Program:
   """The GAN of `config` as a population Program (see the module docstring).
 
   One population step is one `train_gan` step: `config.critic_steps` critic updates on
   k = critic_steps real batches of `batch_size`, then one generator update. Members freeze
   at a step whose loss or gradient is NaN/inf (the step's `nonfinite` metric). `family`:
-  `population.default_strategy`'s hint ('mlp', 'cnn').
+  `population.default_strategy`'s hint ('mlp', 'cnn'). unroll_critic: `make_gan_step`'s
+  (k = 1 without a loop: faster conv GANs on XLA:CPU, other round-off).
   """
   validate_gan_config(config)
   k = config.critic_steps
@@ -238,7 +240,7 @@ def program(config, *, generator, critic, train: data.ArraySplit, batch_size: in
   g_tx, d_tx = make_gan_optimizers(config)
   gan_step = make_gan_step(generator, critic, g_tx, d_tx, loss=config.loss,
                            latent_dim=config.latent_dim, gp_weight=config.gp_weight,
-                           clip_value=config.clip_value)
+                           clip_value=config.clip_value, unroll_critic=unroll_critic)
   first = {"inputs": train.inputs[:k * batch_size], "targets": train.targets[:k * batch_size]}
   sample = jax.tree.map(lambda a: a[0], _as_real(first, k, batch_size, conditional))
 

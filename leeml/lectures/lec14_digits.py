@@ -69,7 +69,7 @@ def train_gans(config, workdir: str, conditional: bool, train_x, train_y):
   program = gan_train.program(gcfg, generator=g, critic=d,
                               train=train_split(train_x, train_y),
                               batch_size=config.batch_size, conditional=conditional,
-                              family="cnn")
+                              family="cnn", unroll_critic=config.unroll_critic)
   tag = "conditional" if conditional else "unconditional"
   run_config = gcfg.copy_and_resolve_references()
   run_config.unlock()
@@ -77,7 +77,8 @@ def train_gans(config, workdir: str, conditional: bool, train_x, train_y):
   run_config.seed = "-".join(str(s) for s in config.seeds)
   run_config.models = dict(generator=dict(config.generator), critic=dict(config.critic),
                            image_size=config.image_size, dataset=dict(config.dataset),
-                           batch_size=config.batch_size, strategy=config.strategy)
+                           batch_size=config.batch_size, strategy=config.strategy,
+                           unroll_critic=config.unroll_critic)
   path = run_dir(workdir, tag, run_config) if config.checkpoint else None
   t0 = time.perf_counter()
   with timing.phase("train"):
@@ -356,6 +357,13 @@ def run(config, workdir: str) -> Section:
       f"compile): unconditional {r['seconds']:.0f}, conditional {r['cond_seconds']:.0f} "
       "(0-ish when a finished run is reused).",
   ]
+  if config.unroll_critic:
+    section.notes.append(
+        "The critic step runs outside lax.scan (leeml.gan.step unroll_critic; 1.8x faster "
+        "on XLA:CPU): the same operations fused differently, so the round-off, and through "
+        "the GAN's dynamics the numbers, differ slightly from the scanned step's run (the "
+        "unconditional FD was 7.97 ± 0.22, the conditional accuracy 0.926 ± 0.006 at "
+        "commit 1e5070c).")
   frozen = [f"{kind} seed {seed} (step {step})" for kind, key in
             (("unconditional", "nonfinite"), ("conditional", "cond_nonfinite"))
             for seed, step in r[key].items()]
