@@ -49,9 +49,13 @@ def get_config(scale: str | None = None):
 
   # B. Distance: every model trained alike (Adam, clipped, the core's train step and batch
   # order: each seed's shuffled epochs), the seeds one population (vmapped members).
+  # last_query: attention's last layer computed at the last position only, the one the
+  # readout reads (the same parameters, logits and gradients up to float rounding; O(L)
+  # instead of O(L²) for that layer). Parts A and C time the whole layer.
   c.distance = ml_collections.ConfigDict(dict(
       lengths={"smoke": (8, 16), "cpu": (16, 64, 256),
-               "full": (16, 32, 64, 128, 256)}[scale]))
+               "full": (16, 32, 64, 128, 256)}[scale],
+      last_query=True))
   c.train = ml_collections.ConfigDict(dict(
       num_steps={"smoke": 30, "cpu": 400, "full": 3000}[scale],
       batch_size={"smoke": 8, "cpu": 16, "full": 64}[scale],

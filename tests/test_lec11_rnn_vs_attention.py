@@ -57,6 +57,18 @@ def test_models_and_parameters_are_built_once_unless_positions_are_learned():
   assert [lec11.model_length(cfg, L) for L in (8, 32)] == [8, 32]
 
 
+def test_distance_trains_last_query_attention_and_times_the_whole_layer():
+  # Part B trains attention with its last layer at the last position only (the same
+  # parameters and logits: tests/test_sequence_models.py); parts A and C keep the model.
+  cfg = lec11_config.get_config("smoke")
+  models = lec11.build_models(cfg, 16)
+  assert cfg.distance.last_query and not models["attention"].model.last_query
+  assert lec11.distance_model(cfg, models["attention"].model).last_query
+  assert lec11.distance_model(cfg, models["gru"].model) is models["gru"].model
+  cfg.distance.last_query = False
+  assert lec11.distance_model(cfg, models["attention"].model) is models["attention"].model
+
+
 def test_fwd_bwd_measures_the_same_program_with_shared_parameters():
   # The timing table reuses one init per kind for every L: the compiled program (its
   # temporary memory) depends on the parameters' shapes only.

@@ -32,8 +32,11 @@ def test_parameter_counts_match_the_equations(kind, width):
 
 
 def test_sized_to_picks_the_closest_width():
+  # max_width=64 (the widths found are 17-35): each probe traces an init, so a bisection
+  # over 64 widths (6-7 probes) costs about 60% of one over the default 1024 (10-11 probes)
   for kind in sequence.KINDS:
-    s = sequence.sized_to(kind, 3000, length=16, num_outputs=C, vocab_size=V, num_heads=2)
+    s = sequence.sized_to(kind, 3000, length=16, num_outputs=C, vocab_size=V, num_heads=2,
+                          max_width=64)
     step = 2 if kind == "attention" else 1
     assert s.num_params == _closed_form(kind, s.width)
     neighbours = [_closed_form(kind, w) for w in (s.width - step, s.width + step)]
@@ -68,6 +71,53 @@ def test_attention_classifier_reads_every_position():
   assert sequence.count_params(learned, 10) == _closed_form("attention", 8) + 10 * 8
   with pytest.raises(ValueError, match="not one of"):
     sequence.make("transformer", 8, num_outputs=C, vocab_size=V)
+
+
+@pytest.mark.parametrize("num_layers,positions", [(1, "sinusoidal"), (2, "learned")])
+def test_last_query_attention_is_the_same_model(num_layers, positions):
+  """`last_query=True` computes the last layer at the last position only: the same
+  parameters (one init), logits and gradients as the whole encoder, and its last layer's
+  attention is O(L), not O(L²) (the compiled program's temporary memory)."""
+  kw = dict(num_outputs=C, vocab_size=V, num_heads=2, num_layers=num_layers,
+            positions=positions)
+  full = sequence.make("attention", 8, **kw)
+  last = sequence.make("attention", 8, last_query=True, **kw)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, V, (3, 12)), jnp.int32)
+  params = full.init(jax.random.PRNGKey(0), tokens)
+  assert jax.tree.structure(last.init(jax.random.PRNGKey(0), tokens)) == jax.tree.structure(
+      params)
+  for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(
+      last.init(jax.random.PRNGKey(0), tokens))):
+    np.testing.assert_array_equal(u, v)
+  np.testing.assert_allclose(last.apply(params, tokens), full.apply(params, tokens),
+                             rtol=1e-5, atol=1e-6)
+  labels = jnp.arange(3) % C
+
+  def grads(model):
+    def loss(p):
+      logits = model.apply(p, tokens)
+      return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(3), labels])
+    return jax.grad(loss)(params)
+  for u, v in zip(jax.tree.leaves(grads(full)), jax.tree.leaves(grads(last))):
+    np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-6)
+  # A change at x_0 still reaches the last position's output.
+  other = tokens.at[:, 0].set((tokens[:, 0] + 1) % V)
+  assert float(jnp.max(jnp.abs(last.apply(params, tokens) - last.apply(params, other)))) > 1e-4
+
+
+def test_last_query_attention_memory_is_linear_in_length():
+  kw = dict(num_outputs=C, vocab_size=V, num_heads=2)
+
+  def temp_bytes(model, length):
+    tokens = jnp.zeros((4, length), jnp.int32)
+    params = model.init(jax.random.PRNGKey(0), tokens)
+    f = jax.jit(jax.grad(lambda p: model.apply(p, tokens).sum()))
+    return f.lower(params).compile().memory_analysis().temp_size_in_bytes
+  full, last = (sequence.make("attention", 8, last_query=q, **kw) for q in (False, True))
+  # 4x the length: the whole layer's L×L weights make its memory grow ~16x, the last
+  # query's 1×L row ~4x.
+  assert temp_bytes(full, 256) > 10 * temp_bytes(full, 64)
+  assert temp_bytes(last, 256) < 6 * temp_bytes(last, 64)
 
 
 def test_recall_first_token():

@@ -243,13 +243,24 @@ def loglog_slope(lengths, values, min_length: int) -> float:
 # ----------------------------------------------------------------------------- run all
 
 
+def distance_model(cfg, model):
+  """The model part B trains and tests: `model`, with attention's last layer computed at
+  the last position only when `cfg.distance.last_query` (`sequence.AttentionClassifier`:
+  the same parameters, logits and gradients, in O(L) instead of O(L²) for that layer;
+  parts A and C time the whole layer)."""
+  if isinstance(model, sequence.AttentionClassifier) and cfg.distance.get("last_query"):
+    return model.clone(last_query=True)
+  return model
+
+
 def distance_grid(cfg, models_at) -> dict:
   """{kind: {L: recall_population(...)}} over cfg.kinds × cfg.distance.lengths, seeds vmapped."""
   out = {k: {} for k in cfg.kinds}
   jobs = [(L, k) for L in cfg.distance.lengths for k in cfg.kinds]
   for L, k in tqdm(jobs, desc="lec11 recall runs", unit="model"):
     t0 = time.perf_counter()
-    out[k][L] = recall_population(models_at(L)[k].model, cfg.train, cfg.task, L, cfg.seeds)
+    out[k][L] = recall_population(distance_model(cfg, models_at(L)[k].model), cfg.train,
+                                  cfg.task, L, cfg.seeds)
     out[k][L]["seconds"] = time.perf_counter() - t0
   return out
 
@@ -489,6 +500,11 @@ def run(config, workdir: str) -> Section:
       f"{config.train.grad_clip_norm}, the same steps and batch.",
       "Timings are wall-clock on a shared machine; other processes running at the same time "
       "inflate them (the models alternate at each L so they share the contention).",
+      *(["B trains and tests self-attention with its last layer computed at the last "
+         "position only, the one the readout reads (sequence.AttentionClassifier "
+         "last_query): the same parameters, logits and gradients up to float rounding, "
+         "O(L) instead of O(L²) for that layer; A and C time the whole layer."]
+        if config.distance.get("last_query") else []),
       "Cells use flax's default init: zero biases, so an LSTM's forget gate and a GRU's "
       "update gate start near σ(0) = 0.5 and about halve the carried state each step, while the "
       "simple RNN's orthogonal recurrent matrix keeps its norm near 1; the usual forget-gate "

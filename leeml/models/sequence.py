@@ -7,7 +7,10 @@ the output at the *last* position (where the recall task asks its question):
   hidden state at step t depends on step t-1, so a length-L sequence takes L sequential
   steps;
 * `AttentionClassifier`: token + position embeddings, then `leeml.models.attention.Encoder`
-  (self-attention: every position sees every other in one parallel step).
+  (self-attention: every position sees every other in one parallel step). With
+  `last_query=True` the last encoder layer is computed for the last position only (the
+  one the readout reads): the same parameters and the same logits, in O(L) rather than
+  O(L²) time and memory for that layer (`LastQueryEncoder`).
 
 `sized_to(kind, target, ...)` picks each model's width so its parameter count is as close
 to `target` as the width grid allows, and returns the actual count.
@@ -21,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leeml.models import attention
+from leeml.models import attention, layers
 
 CELLS: dict[str, Callable[..., nn.RNNCellBase]] = {
     "simple": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -65,6 +68,8 @@ class AttentionClassifier(nn.Module):
     num_layers, num_heads, mlp_dim: the encoder's (`leeml.models.attention.Encoder`).
     positions: 'sinusoidal' (Vaswani et al. 2017, no parameters) or 'learned' (one vector
       per position: adds length × model_dim parameters).
+    last_query: compute the last layer for the last position only (`LastQueryEncoder`:
+      the same parameters and logits; the readout never reads the other positions).
   """
   num_outputs: int
   vocab_size: int
@@ -73,6 +78,7 @@ class AttentionClassifier(nn.Module):
   num_heads: int = 2
   mlp_dim: int = 128
   positions: str = "sinusoidal"
+  last_query: bool = False
 
   @nn.compact
   def __call__(self, tokens, *, train: bool = False):
@@ -83,24 +89,74 @@ class AttentionClassifier(nn.Module):
       x = attention.LearnedPositions(name="positions")(x)
     else:
       raise ValueError(f"positions={self.positions!r} is not one of: {', '.join(POSITIONS)}")
-    x = attention.Encoder(self.num_layers, self.num_heads, self.mlp_dim, name="encoder")(
-        x, train=train)
+    if self.last_query:
+      x = LastQueryEncoder(self.num_layers, self.num_heads, self.mlp_dim, name="encoder")(x)
+    else:
+      x = attention.Encoder(self.num_layers, self.num_heads, self.mlp_dim, name="encoder")(
+          x, train=train)
     return nn.Dense(self.num_outputs, name="readout")(x[:, -1])
+
+
+class LastQueryEncoder(nn.Module):
+  """`attention.Encoder` (pre-LN, no dropout) whose output is read at the last position
+  only: layers 1 … n-1 as in the Encoder, the last layer for the last query alone (its
+  keys and values still come from every position). Parameters are named as the Encoder's
+  (`block_<i>/{norm_attention, attention, norm_mlp, mlp}`, `norm_out`), so both modules
+  share one init and compute the same output at the last position. Returns [batch, 1,
+  width]."""
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+
+  @nn.compact
+  def __call__(self, x):
+    for i in range(self.num_layers - 1):
+      x = attention.EncoderBlock(self.num_heads, self.mlp_dim, name=f"block_{i}")(x)
+    x = _LastQueryBlock(self.num_heads, self.mlp_dim, name=f"block_{self.num_layers - 1}")(x)
+    return layers.LayerNorm(name="norm_out")(x)
+
+
+class _LastQueryBlock(nn.Module):
+  """A pre-LN `attention.EncoderBlock` evaluated at the last query: x_L + Attn(LN(x_L);
+  keys/values LN(x)), then + MLP(LN(.)); the EncoderBlock's parameter names."""
+  num_heads: int
+  mlp_dim: int
+
+  @nn.compact
+  def __call__(self, x):
+    h = layers.LayerNorm(name="norm_attention")(x)
+    last = x[:, -1:]
+    last = last + attention.MultiHeadAttention(self.num_heads, name="attention")(
+        h[:, -1:], context=h)
+    h = layers.LayerNorm(name="norm_mlp")(last)
+    return last + _Mlp(self.mlp_dim, name="mlp")(h)
+
+
+class _Mlp(nn.Module):
+  """Dense(hidden) -> GELU -> Dense(input width), named as the Encoder's MLP."""
+  hidden: int
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.gelu(nn.Dense(self.hidden, name="hidden")(x))
+    return nn.Dense(x.shape[-1], name="output")(h)
 
 
 def make(kind: str, width: int, *, num_outputs: int, vocab_size: int, num_layers: int = 1,
          num_heads: int = 2, mlp_ratio: int = 2, positions: str = "sinusoidal",
-         unroll: int = 1) -> nn.Module:
+         unroll: int = 1, last_query: bool = False) -> nn.Module:
   """The classifier of `kind` ('simple' | 'lstm' | 'gru' | 'attention') at `width`.
 
-  For attention, width = model_dim and mlp_dim = mlp_ratio × width.
+  For attention, width = model_dim and mlp_dim = mlp_ratio × width; `last_query`: see
+  `AttentionClassifier`.
   """
   if kind in CELLS:
     return RNNClassifier(num_outputs, vocab_size, cell=kind, hidden=width, unroll=unroll)
   if kind == "attention":
     return AttentionClassifier(num_outputs, vocab_size, model_dim=width,
                                num_layers=num_layers, num_heads=num_heads,
-                               mlp_dim=mlp_ratio * width, positions=positions)
+                               mlp_dim=mlp_ratio * width, positions=positions,
+                               last_query=last_query)
   raise ValueError(f"model kind {kind!r} is not one of: {', '.join(KINDS)}")
 
 
