@@ -16,10 +16,10 @@ chunks of S1 steps. ms per member-step = (t(S2) - t(S1)) / (members x (S2 - S1))
 warm runs (evaluation and setup cancel out); compile seconds = cold - warm t(S1). Peak RSS is the
 process's maximum resident set after the cell (monotonic over the cells, so only growth
 is informative). Other processes sharing the CPU inflate every number alike: the
-"load" column is the cores they used meanwhile (`leeml.benchmarking`). On a heavily
-loaded 2-core machine the 8-device CNN cells once aborted in XLA:CPU's collective
-rendezvous (40 s timeout, "only 7 of 8 threads arrived"); `--devices 1` or a quiet
-machine avoids it.
+"load" column is the cores they used meanwhile (`leeml.benchmarking`). Until the engine
+ran each device's members under shard_map, the 8-device CNN cells aborted in XLA:CPU's
+collective rendezvous (40 s timeout, "only 7 of 8 threads arrived"): the vmapped CNN step
+had 6 all-gathers (tests/test_population_devices.py).
 """
 
 import argparse

@@ -177,7 +177,9 @@ def test_schedules_take_a_traced_warmup(schedule, quick_compiles):
   for warmup in (0, 7, 20):
     cfg.schedule.warmup_steps = warmup
     plain = jax.jit(jax.vmap(optim.make_schedule(cfg.schedule, 0.3, 60)))(steps_)
-    np.testing.assert_array_equal(traced(np.float32(warmup)), plain)  # the same operations
+    # The same operations: equal to the last bit with XLA's default emitters, within an ulp
+    # with the test session's loop emitters (tests/conftest.py).
+    np.testing.assert_allclose(traced(np.float32(warmup)), plain, rtol=1.2e-7, atol=0)
   cfg.schedule.decay_steps = 0
   with pytest.raises(ValueError, match="needs schedule.decay_steps > 0") if schedule != \
       "constant" else contextlib.nullcontext():

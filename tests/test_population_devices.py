@@ -2,7 +2,7 @@
 programs have no collectives, and the members equal those of a 1-device run.
 
 Before the engine's shard_map, the member axis was left to sharding propagation: a vmapped
-convolution was not split along it, the CNN step gathered every member's activations (18
+convolution was not split along it, the CNN step gathered every member's activations (6
 all-gathers on 8 devices), and on XLA:CPU's simulated devices one of those rendezvous
 deadlocked (benchmarks/population.py, BENCHMARKS.md).
 """
@@ -27,7 +27,11 @@ assert jax.device_count() == 8, jax.devices()
 cfg = tiny_config(num_train_steps=3, eval_every_steps=0, batch_size=16, eval_batch_size=64)
 cfg.dataset = ml_collections.ConfigDict(dict(name="digits", image_size=8))
 cfg.model = ml_collections.ConfigDict(dict(name="cnn", channels=(4, 8), kernel_size=3,
-                                           pool="max", dense_width=0))
+                                           pool="avg", dense_width=0))
+# SGD and average pooling: with Adam a gradient that is float noise around 0 becomes a +-lr
+# step, and max pooling's ties (the digits' zero background) route gradients by the last
+# bit, so the two layouts' rounding differences would not stay within a tolerance.
+cfg.optimizer.name, cfg.optimizer.learning_rate = "sgd", 0.1
 program = population.program_from_config(cfg)
 members = population.grid(range(8))
 out = {}
@@ -67,4 +71,4 @@ def test_eight_device_population_has_no_collectives_and_equals_one_device():
   assert out["step_shards"] == 8  # the members really are spread over the 8 devices
   assert len(out["8"]) == len(out["1"]) > 8
   for a, b in zip(out["8"], out["1"], strict=True):
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -77,7 +77,7 @@ class _Engine:
     if width > 1 and mesh.devices.size > 1:
       # Members are independent: each device runs its own block of the member axis
       # (shard_map), so a step has no collectives. Left to sharding propagation, a vmapped
-      # convolution is not split along the member axis: the CNN step had 18 all-gathers on
+      # convolution is not split along the member axis: the CNN step had 6 all-gathers on
       # 8 devices, and on XLA:CPU's simulated devices one of them deadlocked.
       m, r = PartitionSpec(parallel.DATA_AXIS), PartitionSpec()
       local = functools.partial(jax.shard_map, mesh=mesh, check_vma=False)
