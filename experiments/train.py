@@ -30,6 +30,9 @@ _CPU_COLLECTIVES = flags.DEFINE_string("cpu_collectives", "gloo",
                                        "Cross-process collectives on CPU (gloo or mpi).")
 _CACHE_DIR = flags.DEFINE_string("compilation_cache_dir", runtime.default_cache_dir(),
                                  "JAX persistent compilation cache; '' disables it.")
+_CACHE_MIN_SECS = flags.DEFINE_float(
+    "compilation_cache_min_compile_secs", 0.5,
+    "Only compiles that took at least this many seconds are written to the cache.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,7 +40,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   runtime.quiet_library_logs()
-  runtime.enable_compilation_cache(_CACHE_DIR.value)
+  runtime.enable_compilation_cache(_CACHE_DIR.value, _CACHE_MIN_SECS.value)
   if _COORDINATOR.value:
     runtime.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                    _CPU_COLLECTIVES.value)
