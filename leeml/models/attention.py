@@ -285,7 +285,7 @@ class EncoderBlock(nn.Module):
     pre = self.norm_position == "pre"
     drop = nn.Dropout(self.dropout, deterministic=not train)
     attn = MultiHeadAttention(self.num_heads, self.qkv_features, name="attention")
-    mlp = _Mlp(self.mlp_dim, self.dropout, name="mlp")
+    mlp = Mlp(self.mlp_dim, self.dropout, name="mlp")
     branch = functools.partial(_branch, pre=pre, residual=self.residual, drop=drop)
     x, weights = branch(x, "attention",
                         lambda h: attn(h, mask=mask, bias=bias, return_weights=True))
@@ -308,8 +308,8 @@ def _branch(x: Array, name: str, f, *, pre: bool, residual: bool, drop):
   return (x if pre else layers.LayerNorm(name=f"norm_{name}")(x)), aux
 
 
-class _Mlp(nn.Module):
-  """Dense(hidden) -> GELU -> dropout -> Dense(input width)."""
+class Mlp(nn.Module):
+  """A block's MLP: Dense(hidden) -> GELU -> dropout -> Dense(input width)."""
   hidden: int
   dropout: float = 0.0
 
@@ -444,7 +444,7 @@ class DecoderBlock(nn.Module):
         self.num_heads, self.qkv_features, name="cross_attention")(
             h, context, mask=context_mask, return_weights=True))
     x, _ = branch(x, "mlp", lambda h: (
-        _Mlp(self.mlp_dim, self.dropout, name="mlp")(h, train=train), None))
+        Mlp(self.mlp_dim, self.dropout, name="mlp")(h, train=train), None))
     return (x, (w_self, w_cross)) if return_weights else x
 
 

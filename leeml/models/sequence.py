@@ -129,17 +129,7 @@ class _LastQueryBlock(nn.Module):
     last = last + attention.MultiHeadAttention(self.num_heads, name="attention")(
         h[:, -1:], context=h)
     h = layers.LayerNorm(name="norm_mlp")(last)
-    return last + _Mlp(self.mlp_dim, name="mlp")(h)
-
-
-class _Mlp(nn.Module):
-  """Dense(hidden) -> GELU -> Dense(input width), named as the Encoder's MLP."""
-  hidden: int
-
-  @nn.compact
-  def __call__(self, x):
-    h = nn.gelu(nn.Dense(self.hidden, name="hidden")(x))
-    return nn.Dense(x.shape[-1], name="output")(h)
+    return last + attention.Mlp(self.mlp_dim, name="mlp")(h, train=False)
 
 
 def make(kind: str, width: int, *, num_outputs: int, vocab_size: int, num_layers: int = 1,
