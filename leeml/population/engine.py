@@ -67,12 +67,11 @@ class _Engine:
       step = jax.vmap(step, in_axes=(0, None, None, 0, None, 0, 0))
       evaluate = jax.vmap(evaluate, in_axes=(0, None))
 
-    def chunk(member, t0, arrays, perms, epoch0, rng, hparams, length: int):
+    def chunk(member, t0, arrays, perms, epoch0, rng, hparams, length: int,
+              member_step=step):
       def body(carry, i):
-        return one_step(carry, t0 + i, arrays, perms, epoch0, rng, hparams)
+        return member_step(carry, t0 + i, arrays, perms, epoch0, rng, hparams)
       return jax.lax.scan(body, member, jnp.arange(length, dtype=jnp.int32))
-
-    one_step = step
 
     if width > 1 and mesh.devices.size > 1:
       # Members are independent: each device runs its own block of the member axis
